@@ -1,0 +1,40 @@
+"""The ntuple schema: the contract between the generator, the data configs and the tools.
+
+See ``shared/DESIGN.md``. One TTree ``Events`` per file, one entry per selected event,
+GeV and radians. Change a name here and every config, tool and test must follow.
+"""
+
+TREE_NAME = "Events"
+
+# process codes stored in the ``process`` branch
+PROCESS_CODES = {"qcd": 0, "ttbar": 1, "hh4b": 2}
+SIGNAL_PROCESSES = ("hh4b",)
+
+EVENT_BRANCHES = ("event_id", "process", "label", "weight", "mH", "is_signal", "is_background", "met", "met_phi", "ht")
+
+FATJET_FIELDS = ("pt", "eta", "phi", "energy", "mass", "sdmass", "tau1", "tau2", "tau3", "nparticles", "nbtag")
+FATJET_PREFIXES = ("fj1", "fj2")
+
+CONSTITUENT_FIELDS = ("px", "py", "pz", "energy", "deta", "dphi", "charge", "pid")
+
+OBJECT_FIELDS = ("pt", "eta", "phi", "energy", "mass", "btag", "type", "mask")
+# fixed slots of the 9 event-object tokens (obj_* branches); ``obj_type`` holds the slot index + 1
+OBJECT_SLOTS = ("fj1", "fj2", "fj1_sj1", "fj1_sj2", "fj2_sj1", "fj2_sj2", "H_cand", "jet", "MET")
+N_OBJECTS = len(OBJECT_SLOTS)
+
+
+def fatjet_branches():
+    return [f"{p}_{f}" for p in FATJET_PREFIXES for f in FATJET_FIELDS]
+
+
+def constituent_branches():
+    return [f"{p}_part_{f}" for p in FATJET_PREFIXES for f in CONSTITUENT_FIELDS]
+
+
+def object_branches():
+    return [f"obj_{f}" for f in OBJECT_FIELDS]
+
+
+def all_branches():
+    """Every branch a schema-conforming file must hold."""
+    return list(EVENT_BRANCHES) + fatjet_branches() + constituent_branches() + object_branches()
