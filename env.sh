@@ -1,0 +1,28 @@
+#!/bin/bash
+# Source me: `source env.sh`. Creates .venv on first use, installs the project with its pinned
+# dependencies, and exports where datasets and trainings live (override before sourcing).
+
+_MS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+_MS_VENV="${MS_VENV:-$_MS_ROOT/.venv}"
+_MS_STAMP="$_MS_VENV/.installed-$(cksum < "$_MS_ROOT/pyproject.toml" | cut -d' ' -f1)"
+
+if [ ! -f "$_MS_STAMP" ]; then
+    echo "[env.sh] setting up $_MS_VENV (first use: a few minutes)" >&2
+    python3 -m venv "$_MS_VENV" || return 1 2>/dev/null || exit 1
+    # torch first: pinned, so pip takes the local CPU build instead of a multi-GB CUDA download
+    "$_MS_VENV/bin/python" -m pip install -q --upgrade pip \
+        && "$_MS_VENV/bin/python" -m pip install -q "torch==2.13.0" \
+        && "$_MS_VENV/bin/python" -m pip install -q -e "$_MS_ROOT[test]" \
+        || { echo "[env.sh] installation failed" >&2; return 1 2>/dev/null || exit 1; }
+    rm -f "$_MS_VENV"/.installed-* && touch "$_MS_STAMP"
+fi
+
+# shellcheck disable=SC1091
+source "$_MS_VENV/bin/activate"
+
+export MS_ROOT="$_MS_ROOT"
+export DATADIR_hh4b="${DATADIR_hh4b:-$_MS_ROOT/datasets/hh4b}"
+export MS_OUTDIR="${MS_OUTDIR:-$_MS_ROOT/training}"
+# weaver's data-loader workers need fork; numba caches next to the venv, not in site-packages
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$_MS_VENV/.numba_cache}"
+unset _MS_ROOT _MS_VENV _MS_STAMP
