@@ -1,0 +1,120 @@
+"""The multi-scale transformer (Hammad, Moretti, Nojiri, arXiv:2401.00452).
+
+Each stream (jet constituents: local scale; event objects: global scale) is encoded by its own
+self-attention stack. Fusion:
+
+- ``cross``: the event-object tokens query the constituent tokens of every particle stream through
+  a stack of cross-attention blocks, each block fed the previous block's output (model_3; with
+  two particle streams, model_2, the objects attend to both jets' constituents at once);
+- ``concat``: the pooled encodings of all streams are concatenated (the paper's baseline);
+- one stream only: its pooled self-attention encoding (model_1).
+
+The pooled vector goes through an MLP head that returns logits (softmax only for inference).
+"""
+
+import torch
+import torch.nn as nn
+
+from .attention import key_padding_bias
+from .blocks import CrossAttentionBlock
+from .streams import StreamEncoder, StreamSpec, masked_mean
+
+FUSIONS = ("cross", "concat")
+
+
+def mlp_head(in_dim: int, hidden: tuple[int, ...], num_classes: int, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.GELU(), nn.Dropout(dropout)]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, num_classes))
+    return nn.Sequential(*layers)
+
+
+class MultiScaleTransformer(nn.Module):
+    def __init__(
+        self,
+        streams: list[StreamSpec],
+        input_names: tuple[str, ...],
+        num_classes: int,
+        fusion: str = "cross",
+        jet_dim: int = 64,
+        jet_heads: int = 8,
+        jet_layers: int = 3,
+        obj_dim: int = 64,
+        obj_heads: int = 8,
+        obj_layers: int = 2,
+        cross_layers: int = 2,
+        cross_heads: int | None = None,
+        mlp_dims: tuple[int, ...] = (128, 64),
+        ffn_ratio: float = 4.0,
+        dropout: float = 0.1,
+        pair_bias: bool = True,
+        jet_max_tokens: int | None = None,
+        jet_max_features: int | None = None,
+        obj_max_features: int | None = None,
+        for_inference: bool = False,
+    ):
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        self.input_names = tuple(input_names)
+        self.stream_names = tuple(s.name for s in streams)
+        self.for_inference = for_inference
+        event_streams = [s for s in streams if s.is_event_stream]
+        particle_streams = [s for s in streams if not s.is_event_stream]
+        if len(streams) > 1 and fusion == "cross" and not (event_streams and particle_streams):
+            raise ValueError("fusion 'cross' needs an event-object stream (ev_*) and at least one particle stream")
+        self.fusion = fusion if len(streams) > 1 else "single"
+
+        encoders = {}
+        for spec in particle_streams:
+            encoders[spec.name] = StreamEncoder(
+                spec, jet_dim, jet_heads, jet_layers, ffn_ratio, dropout,
+                pair_bias=pair_bias and spec.has_vectors,
+                max_tokens=jet_max_tokens, max_features=jet_max_features, for_onnx=for_inference,
+            )
+        for spec in event_streams:
+            encoders[spec.name] = StreamEncoder(
+                spec, obj_dim, obj_heads, obj_layers, ffn_ratio, dropout,
+                max_features=obj_max_features, for_onnx=for_inference,
+            )
+        self.encoders = nn.ModuleDict(encoders)
+        width = {s.name: (obj_dim if s.is_event_stream else jet_dim) for s in streams}
+
+        self.query_stream = event_streams[0].name if event_streams else None
+        self.key_streams = tuple(s.name for s in particle_streams)
+        if self.fusion == "cross":
+            self.cross_blocks = nn.ModuleList(
+                CrossAttentionBlock(obj_dim, jet_dim, cross_heads or obj_heads, ffn_ratio, dropout)
+                for _ in range(cross_layers)
+            )
+            self.cross_norm = nn.LayerNorm(obj_dim)
+            pooled_dim = obj_dim
+        else:
+            pooled_dim = sum(width.values())
+        self.head = mlp_head(pooled_dim, tuple(mlp_dims), num_classes, dropout)
+
+    def encode(self, *inputs: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Run every stream's encoder: {stream: (tokens (N, 1 + P, D), valid (N, 1 + P))}."""
+        named = dict(zip(self.input_names, inputs))
+        return {
+            name: encoder(named[f"{name}_features"], named.get(f"{name}_vectors"), named[f"{name}_mask"])
+            for name, encoder in self.encoders.items()
+        }
+
+    def fuse(self, encoded: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Encoded streams -> one pooled vector per event (N, D)."""
+        if self.fusion == "cross":
+            query, query_valid = encoded[self.query_stream]
+            keys = torch.cat([encoded[name][0] for name in self.key_streams], dim=1)
+            keys_valid = torch.cat([encoded[name][1] for name in self.key_streams], dim=1)
+            attn_bias = key_padding_bias(keys_valid, keys.dtype)
+            for block in self.cross_blocks:  # chained: each block refines the previous block's output
+                query = block(query, keys, attn_bias)
+            return masked_mean(self.cross_norm(query), query_valid)
+        return torch.cat([masked_mean(tokens, valid) for tokens, valid in encoded.values()], dim=1)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.fuse(self.encode(*inputs)))
+        return torch.softmax(logits, dim=1) if self.for_inference else logits
