@@ -7,7 +7,7 @@ The streams come from the data config's input groups (pf_*, j1_*, j2_*: constitu
 objects), so this one file serves every data/*.yaml. Options (``-o NAME VALUE``): fusion
 ('cross' | 'concat'), preset ('default' | 'paper'), and any argument of
 ``multiscale.nn.MultiScaleTransformer`` (jet_dim, jet_heads, jet_layers, obj_dim, obj_heads,
-obj_layers, cross_layers, mlp_dims, dropout, pair_bias, ...).
+obj_layers, cross_layers, mlp_dims, dropout, pair_bias, ...), and seed (initial weights).
 """
 
 import torch
@@ -21,6 +21,9 @@ def get_model(data_config, **kwargs):
     for_inference = kwargs.pop("for_inference", False)
     kwargs.pop("use_amp", None)
     kwargs.pop("compile_model", None)
+    seed = kwargs.pop("seed", None)
+    if seed is not None:  # repeated trainings of one model that can be reproduced
+        torch.manual_seed(seed)
     preset = kwargs.pop("preset", "default")
     fusion = kwargs.pop("fusion", "cross")
 

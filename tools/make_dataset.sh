@@ -1,0 +1,17 @@
+#!/bin/bash
+# Generate one split of the hh4b sample if it is not there yet:
+#   tools/make_dataset.sh DIR SIGNAL_EVENTS SEED
+# writes SIGNAL_EVENTS hh4b (m_H = 1 TeV) events and as many background events (90% QCD, 10% ttbar)
+# into DIR, with seeds SEED+1, SEED+2, SEED+3. A directory that already holds .root files is kept.
+set -eo pipefail
+dir=$1 n=$2 seed=$3
+[[ -n "$dir" && -n "$n" && -n "$seed" ]] || { echo "usage: tools/make_dataset.sh DIR SIGNAL_EVENTS SEED" >&2; exit 2; }
+if compgen -G "$dir/*.root" >/dev/null; then
+    echo "$dir already holds events: kept (delete it to regenerate)"
+    exit 0
+fi
+cd "$(dirname "$0")/.."
+jobs=${JOBS:-$(nproc)}
+python tools/generate_events.py --process hh4b --events "$n" --outdir "$dir" --seed $((seed + 1)) --jobs "$jobs"
+python tools/generate_events.py --process qcd --events $((n * 9 / 10)) --outdir "$dir" --seed $((seed + 2)) --jobs "$jobs"
+python tools/generate_events.py --process ttbar --events $((n / 10)) --outdir "$dir" --seed $((seed + 3)) --jobs "$jobs"

@@ -1,0 +1,157 @@
+#!/bin/bash
+# Train, predict and export the multi-scale cross-attention transformer (arXiv:2401.00452) with
+# weaver, in the manner of particle_transformer's train_JetClass.sh.
+#
+#   ./train_multiscale.sh MODEL [FEATURES] [extra weaver args]     train (+ predict on the test set)
+#   ./train_multiscale.sh predict MODEL [FEATURES] [extra args]     predict with the best epoch
+#   ./train_multiscale.sh export MODEL [FEATURES] [extra args]      export the best epoch to ONNX
+#   ./train_multiscale.sh demo                                      the whole chain on a fresh machine
+#
+# MODEL:    cross (jets + objects, cross-attention)  concat (jets + objects, concatenation)
+#           jets (constituents only)  kin (objects only)  cross3 (fj1, fj2, objects: cross-attention)
+# FEATURES: full (default preset) | paper (the talk's configuration)
+# env:      DATADIR_hh4b (datasets; default ./datasets/hh4b), MS_OUTDIR (trainings; default ./training),
+#           DDP_NGPUS=n (torchrun with n processes: nccl on GPUs, gloo on CPUs), COMMENT (run-name suffix)
+
+set -o pipefail
+cd "$(dirname "$0")" || exit 1
+
+usage() {
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+die() { echo "train_multiscale.sh: $*" >&2; exit 1; }
+
+model_config() {  # MODEL -> data config and network options
+    case "$1" in
+        cross)  datacfg=data/jets_kin.yaml;      netopts=(-o fusion "'cross'") ;;
+        concat) datacfg=data/jets_kin.yaml;      netopts=(-o fusion "'concat'") ;;
+        jets)   datacfg=data/jets.yaml;          netopts=() ;;
+        kin)    datacfg=data/kin.yaml;           netopts=() ;;
+        cross3) datacfg=data/jet1_jet2_kin.yaml; netopts=(-o fusion "'cross'") ;;
+        *) echo "unknown MODEL '$1'" >&2; usage ;;
+    esac
+}
+
+features_config() {  # FEATURES -> preset
+    case "$1" in
+        full)  netopts+=(-o preset "'default'") ;;
+        paper) netopts+=(-o preset "'paper'") ;;
+        *) echo "unknown FEATURES '$1' (full | paper)" >&2; usage ;;
+    esac
+}
+
+setup() {  # MODEL [FEATURES] ...: sets datacfg, netopts, run, rundir, and nargs (words consumed)
+    [[ -n "$1" ]] || usage
+    MODEL=$1
+    FEATURES=full
+    nargs=1
+    if [[ -n "$2" && "$2" != -* ]]; then FEATURES=$2; nargs=2; fi
+    model_config "$MODEL"
+    features_config "$FEATURES"
+    run="${MODEL}_${FEATURES}${COMMENT:+_$COMMENT}"
+    rundir="${MS_OUTDIR:-training}/$run"
+}
+
+require_data() {  # SPLIT
+    local dir="$DATADIR_hh4b/$1"
+    compgen -G "$dir/*.root" >/dev/null || die "no $1 data in $dir: run './train_multiscale.sh demo', generate files with tools/generate_events.py (see README), or set DATADIR_hh4b"
+}
+
+require_model() {
+    [[ -f "$rundir/net_best_epoch_state.pt" ]] || die "no trained model $rundir/net_best_epoch_state.pt: train it first with './train_multiscale.sh $MODEL $FEATURES'"
+}
+
+data_files() {  # SPLIT -> weaver's keyword-based file groups
+    local dir="$DATADIR_hh4b/$1"
+    files=("sig:$dir/hh4b_*.root" "bkg:$dir/qcd_*.root")
+    compgen -G "$dir/ttbar_*.root" >/dev/null && files+=("bkg:$dir/ttbar_*.root")
+}
+
+device_opts() {
+    local ngpu
+    ngpu=$(python -c 'import torch; print(torch.cuda.device_count())')
+    if ((ngpu > 0)); then gpus=$(seq -s, 0 $((ngpu - 1))); gpus=${gpus%,}; else gpus=""; fi
+}
+
+weaver_cmd() {  # the trainer, under torchrun when DDP_NGPUS > 1
+    local nproc=${DDP_NGPUS:-1}
+    if ((nproc > 1)); then
+        if [[ -n "$gpus" ]]; then
+            cmd=(torchrun --standalone --nnodes=1 --nproc_per_node="$nproc" "$(command -v weaver)" --backend nccl)
+        else
+            cmd=(torchrun --standalone --nnodes=1 --nproc_per_node="$nproc" -m multiscale.ddp_cpu --backend gloo)
+        fi
+    else
+        cmd=(weaver)
+    fi
+}
+
+common_opts() {
+    echo --data-config "$datacfg" --network-config networks/multiscale_cross.py --custom-functions data/jet_functions.py
+}
+
+train() {
+    setup "$@"
+    shift "$nargs"
+    require_data train
+    require_data test
+    device_opts
+    weaver_cmd
+    data_files train; local train_files=("${files[@]}")
+    data_files test; local test_files=("${files[@]}")
+    python -m multiscale.check_inputs "$datacfg" "${train_files[@]}" "${test_files[@]}" || exit 1
+    mkdir -p "$rundir"
+    # shellcheck disable=SC2046
+    "${cmd[@]}" $(common_opts) "${netopts[@]}" \
+        --data-train "${train_files[@]}" --data-test "${test_files[@]}" \
+        --model-prefix "$rundir/net" --log "$rundir/train.log" --predict-output "$rundir/pred.root" \
+        --tensorboard "$run" --gpus "$gpus" \
+        --num-epochs 20 --batch-size 256 --start-lr 1e-3 --optimizer ranger \
+        --num-workers 1 --fetch-step 0.2 \
+        "$@"
+}
+
+predict() {
+    setup "$@"
+    shift "$nargs"
+    require_model
+    require_data test
+    device_opts
+    data_files test
+    python -m multiscale.check_inputs "$datacfg" "${files[@]}" || exit 1
+    # shellcheck disable=SC2046
+    weaver --predict $(common_opts) "${netopts[@]}" \
+        --data-test "${files[@]}" --model-prefix "$rundir/net_best_epoch_state.pt" \
+        --predict-output "$rundir/pred.root" --log "$rundir/predict.log" \
+        --gpus "$gpus" --batch-size 256 --num-workers 1 \
+        "$@"
+}
+
+export_onnx() {
+    setup "$@"
+    shift "$nargs"
+    require_model
+    # shellcheck disable=SC2046
+    weaver $(common_opts) "${netopts[@]}" \
+        --model-prefix "$rundir/net_best_epoch_state.pt" --export-onnx "$rundir/model.onnx" \
+        --log "$rundir/export.log" "$@"
+}
+
+# check the usage before the (first-time: minutes long) environment setup
+case "$1" in
+    ""|-h|--help|help) usage ;;
+    demo) ;;
+    predict|export) setup "${@:2}" ;;
+    *) setup "$@" ;;
+esac
+
+# shellcheck disable=SC1091
+source ./env.sh || die "environment setup failed (see above)"
+
+case "$1" in
+    demo) shift; exec bash tools/demo.sh "$@" ;;
+    predict) shift; predict "$@" ;;
+    export) shift; export_onnx "$@" ;;
+    *) train "$@" ;;
+esac
