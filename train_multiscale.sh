@@ -62,10 +62,14 @@ require_model() {
     [[ -f "$rundir/net_best_epoch_state.pt" ]] || die "no trained model $rundir/net_best_epoch_state.pt: train it first with './train_multiscale.sh $MODEL $FEATURES'"
 }
 
-data_files() {  # SPLIT -> weaver's keyword-based file groups
-    local dir="$DATADIR_hh4b/$1"
+train_files() {  # keyword-based file groups, so that each loading step mixes signal and background
+    local dir="$DATADIR_hh4b/train"
     files=("sig:$dir/hh4b_*.root" "bkg:$dir/qcd_*.root")
     compgen -G "$dir/ttbar_*.root" >/dev/null && files+=("bkg:$dir/ttbar_*.root")
+}
+
+test_files() {  # one plain list: weaver writes one prediction file (groups would give one per group)
+    files=("$DATADIR_hh4b/test/*.root")
 }
 
 device_opts() {
@@ -98,13 +102,13 @@ train() {
     require_data test
     device_opts
     weaver_cmd
-    data_files train; local train_files=("${files[@]}")
-    data_files test; local test_files=("${files[@]}")
-    python -m multiscale.check_inputs "$datacfg" "${train_files[@]}" "${test_files[@]}" || exit 1
+    train_files; local train=("${files[@]}")
+    test_files; local test=("${files[@]}")
+    python -m multiscale.check_inputs "$datacfg" "${train[@]}" "${test[@]}" || exit 1
     mkdir -p "$rundir"
     # shellcheck disable=SC2046
     "${cmd[@]}" $(common_opts) "${netopts[@]}" \
-        --data-train "${train_files[@]}" --data-test "${test_files[@]}" \
+        --data-train "${train[@]}" --data-test "${test[@]}" \
         --model-prefix "$rundir/net" --log "$rundir/train.log" --predict-output "$rundir/pred.root" \
         --tensorboard "$run" --gpus "$gpus" \
         --num-epochs 20 --batch-size 256 --start-lr 1e-3 --optimizer ranger \
@@ -118,7 +122,7 @@ predict() {
     require_model
     require_data test
     device_opts
-    data_files test
+    test_files
     python -m multiscale.check_inputs "$datacfg" "${files[@]}" || exit 1
     # shellcheck disable=SC2046
     weaver --predict $(common_opts) "${netopts[@]}" \

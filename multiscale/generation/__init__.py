@@ -1,0 +1,11 @@
+"""Offline event generation: Pythia 8 + FastJet -> ntuples following ``multiscale.schema``.
+
+Modules, one job each: ``pythia_setup`` (process cards), ``event_record`` (Pythia batch -> flat
+arrays), ``clustering`` (FastJet, soft drop, N-subjettiness, subjets), ``btagging`` (hadron-cone
+labels, random tags), ``objects`` (the 9 event-object tokens), ``reconstruction`` (one batch ->
+ntuple columns), ``writer`` (ROOT + JSON output), ``run`` (event loop, parallel chunks, CLI).
+"""
+
+from .run import RunConfig, generate, main, parse_config
+
+__all__ = ["RunConfig", "generate", "main", "parse_config"]

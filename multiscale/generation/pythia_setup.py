@@ -1,0 +1,64 @@
+"""Pythia 8 process cards and generator construction.
+
+Each process gets a short list of ``readString`` settings on top of a common pp @ 14 TeV block.
+The signal is the heavy CP-even scalar H (PDG 35) of Pythia's BSM Higgs sector, produced in
+gluon fusion and forced into H -> hh -> (bb)(bb).
+"""
+
+import pythia8mc
+
+PYTHIA_VERSION = "8.317"
+SQRT_S_GEV = 14000.0
+H_WIDTH_FRACTION = 0.01  # narrow H: Pythia's own width at 1 TeV (~765 GeV) would smear the peak away
+MAX_SEED = 900_000_000  # Pythia's Random:seed upper bound
+
+COMMON_SETTINGS = (
+    f"Beams:eCM = {SQRT_S_GEV}",
+    "Print:quiet = on",
+    "Next:numberCount = 0",
+    "Random:setSeed = on",
+)
+
+
+class GenerationError(RuntimeError):
+    """Pythia could not be set up or stopped producing events."""
+
+
+def process_settings(process, m_h=1000.0, pthat_min=300.0):
+    """The Pythia settings that define ``process`` (hh4b, qcd or ttbar)."""
+    if process == "hh4b":
+        return [
+            # useBSM must precede the BSM process switch, else init() fails
+            "Higgs:useBSM = on",
+            "HiggsBSM:gg2H2 = on",
+            f"35:m0 = {m_h}",
+            f"35:mWidth = {H_WIDTH_FRACTION * m_h}",
+            "35:doForceWidth = on",
+            "35:onMode = off",
+            "35:onIfMatch = 25 25",
+            "25:onMode = off",
+            "25:onIfMatch = 5 -5",
+        ]
+    if process == "qcd":
+        return ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {pthat_min}"]
+    if process == "ttbar":
+        return ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on", f"PhaseSpace:pTHatMin = {pthat_min}"]
+    raise ValueError(f"unknown process {process!r}")
+
+
+def make_pythia(process, seed, m_h=1000.0, pthat_min=300.0):
+    """A Pythia instance initialised for ``process`` with random seed ``seed``."""
+    if not 1 <= seed <= MAX_SEED:  # 0 would mean "seed from the clock"
+        raise ValueError(f"Pythia seed {seed} outside [1, {MAX_SEED}]")
+    pythia = pythia8mc.Pythia("", False)  # False: no banner
+    for line in (*COMMON_SETTINGS, f"Random:seed = {seed}", *process_settings(process, m_h, pthat_min)):
+        if not pythia.readString(line):
+            raise GenerationError(f"Pythia rejected the setting {line!r}")
+    if not pythia.init():
+        raise GenerationError(f"Pythia init() failed for process {process!r} (seed {seed}); check the settings")
+    return pythia
+
+
+def cross_section_fb(pythia):
+    """Pythia's estimate of the generated cross section, converted from mb to fb."""
+    return pythia.infoPython().sigmaGen() * 1e12

@@ -1,0 +1,367 @@
+"""Command line, event loop and parallel chunks of ``tools/generate_events.py``.
+
+A run of N accepted events is cut into chunks of at most ``--events-per-file`` events; chunk c
+becomes one file and is generated with seeds derived from (--seed, c) only. Chunks are therefore
+independent: ``--jobs`` runs them in parallel processes and the output does not depend on it.
+"""
+
+import argparse
+import importlib.metadata
+import math
+import multiprocessing
+import os
+import queue
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from ..schema import PROCESS_CODES, SIGNAL_PROCESSES
+from .btagging import TagEfficiencies
+from .clustering import silence_banner
+from .event_record import ChargeTable, from_pythia_batch
+from .pythia_setup import MAX_SEED, GenerationError, cross_section_fb, make_pythia
+from .reconstruction import Selection, reconstruct
+from .writer import remove_partial, write_json, write_root
+
+HIGGS_MASS = 125.0
+MAX_CONSECUTIVE_FAILURES = 100
+MIN_BATCH, MAX_BATCH = 20, 200  # Pythia events per nextBatch call
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    process: str
+    events: int
+    outdir: str
+    seed: int = 1
+    jobs: int = 1
+    events_per_file: int = 10000
+    mH: float = 1000.0
+    pthat_min: float = 300.0
+    max_constituents: int = 128
+    xsec_fb: float | None = None
+    fj1_ptmin: float = 450.0
+    fj2_ptmin: float = 250.0
+    fj_etamax: float = 2.0
+    btag_eff: float = 0.77
+    ctag_mistag: float = 0.15
+    light_mistag: float = 0.01
+
+    @property
+    def is_signal(self):
+        return self.process in SIGNAL_PROCESSES
+
+    @property
+    def n_chunks(self):
+        return math.ceil(self.events / self.events_per_file)
+
+    def chunk_events(self, chunk):
+        return min(self.events_per_file, self.events - chunk * self.events_per_file)
+
+    def file_stem(self, chunk):
+        mass = f"_mH{self.mH:g}" if self.process == "hh4b" else ""
+        return f"{self.process}{mass}_{self.seed}_{chunk}"
+
+    def selection(self):
+        return Selection(self.fj1_ptmin, self.fj2_ptmin, self.fj_etamax, self.max_constituents)
+
+    def efficiencies(self):
+        return TagEfficiencies(self.btag_eff, self.ctag_mistag, self.light_mistag)
+
+
+def chunk_seeds(seed, chunk):
+    """(Pythia seed, numpy seed sequence) of chunk ``chunk``: a pure function of (seed, chunk)."""
+    pythia_sequence, tagging_sequence = np.random.SeedSequence([seed, chunk]).spawn(2)
+    pythia_seed = int(pythia_sequence.generate_state(1, np.uint32)[0]) % MAX_SEED + 1
+    return pythia_seed, tagging_sequence
+
+
+# ---------------------------------------------------------------------------------------------
+# one chunk
+
+
+def _failure_run(ok, previous):
+    """Longest run of consecutive failures in ``ok`` (continuing ``previous``) and the trailing run."""
+    longest = run = previous
+    for success in ok:
+        run = 0 if success else run + 1
+        longest = max(longest, run)
+    return longest, run
+
+
+def generate_chunk(config, chunk, progress=None):
+    """Generate, reconstruct and write chunk ``chunk`` of the run; returns its summary dict."""
+    start_time = time.perf_counter()
+    target = config.chunk_events(chunk)
+    pythia_seed, tagging_sequence = chunk_seeds(config.seed, chunk)
+    pythia = make_pythia(config.process, pythia_seed, config.mH, config.pthat_min)
+    rng = np.random.default_rng(tagging_sequence)
+    charges = ChargeTable(pythia.particleData)
+    selection, efficiencies = config.selection(), config.efficiencies()
+
+    pieces, n_generated, n_accepted, n_failed, failure_run = [], 0, 0, 0, 0
+    batch_size = MIN_BATCH
+    while n_accepted < target:
+        raw = pythia.nextBatch(batch_size, errorMode="none")
+        ok = ~ak.to_numpy(ak.is_none(raw))
+        n_failed += int((~ok).sum())
+        longest, failure_run = _failure_run(ok, failure_run)
+        if longest >= MAX_CONSECUTIVE_FAILURES:
+            raise GenerationError(
+                f"Pythia failed {longest} times in a row ({config.process}, chunk {chunk}, seed {pythia_seed})"
+            )
+        if not ok.any():
+            continue
+        batch = from_pythia_batch(ak.drop_none(raw))  # failed events come back as None
+        accepted, columns = reconstruct(batch, charges, selection, efficiencies, rng)
+        need = target - n_accepted
+        if len(accepted) > need:
+            # stop at the last event kept: later events of the batch count as not generated
+            columns = {name: values[:need] for name, values in columns.items()}
+            batch_generated = int(accepted[need - 1]) + 1
+            accepted = accepted[:need]
+        else:
+            batch_generated = batch.n_events
+        n_generated += batch_generated
+        n_accepted += len(accepted)
+        if columns is not None:
+            pieces.append(columns)
+        if progress is not None:
+            progress(batch_generated, len(accepted))
+        # size the next batch to what the remaining events need at the acceptance seen so far
+        acceptance = max(n_accepted / n_generated, 0.01)
+        batch_size = int(np.clip(1.2 * (target - n_accepted) / acceptance, MIN_BATCH, MAX_BATCH))
+
+    sigma_gen_fb = cross_section_fb(pythia)
+    xsec_fb = config.xsec_fb if config.xsec_fb is not None else sigma_gen_fb
+    columns = _concatenate(pieces)
+    columns.update(_event_scalars(config, chunk, n_accepted, n_generated, xsec_fb))
+
+    outdir = Path(config.outdir)
+    stem = config.file_stem(chunk)
+    write_root(outdir / f"{stem}.root", columns)
+    summary = {
+        "file": f"{stem}.root",
+        "process": config.process,
+        "chunk": chunk,
+        "seed": config.seed,
+        "pythia_seed": pythia_seed,
+        "tagging_seed_entropy": [config.seed, chunk],
+        "settings": asdict(config),
+        "versions": _versions(pythia),
+        "xsec_fb": xsec_fb,
+        "xsec_source": "--xsec-fb" if config.xsec_fb is not None else "pythia sigmaGen",
+        "sigma_gen_fb": sigma_gen_fb,
+        "sigma_gen_error_fb": pythia.infoPython().sigmaErr() * 1e12,
+        "n_generated": n_generated,
+        "n_accepted": n_accepted,
+        "n_pythia_failures": n_failed,
+        "acceptance": n_accepted / n_generated,
+        "weight_fb": xsec_fb / n_generated,
+        "wall_time_s": round(time.perf_counter() - start_time, 3),
+    }
+    write_json(outdir / f"{stem}.json", summary)
+    return summary
+
+
+def _concatenate(pieces):
+    columns = {}
+    for name, first in pieces[0].items():
+        parts = [piece[name] for piece in pieces]
+        columns[name] = ak.concatenate(parts) if isinstance(first, ak.Array) else np.concatenate(parts)
+    return columns
+
+
+def _event_scalars(config, chunk, n_accepted, n_generated, xsec_fb):
+    ones = np.ones(n_accepted)
+    signal = float(config.is_signal)
+    return {
+        "event_id": chunk * config.events_per_file + np.arange(n_accepted, dtype=np.int64),
+        "process": np.full(n_accepted, PROCESS_CODES[config.process], dtype=np.int32),
+        "label": np.full(n_accepted, int(config.is_signal), dtype=np.int32),
+        # cross section per generated event: sum of weights = xsec * acceptance
+        "weight": ones * (xsec_fb / n_generated),
+        "mH": (ones * (config.mH if config.is_signal else 0.0)).astype(np.float32),
+        "is_signal": (ones * signal).astype(np.float32),
+        "is_background": (ones * (1.0 - signal)).astype(np.float32),
+        "xsec_fb": ones * xsec_fb,
+        "acceptance": ones * (n_accepted / n_generated),
+    }
+
+
+def _versions(pythia):
+    packages = ("pythia8mc", "fastjet", "uproot", "awkward", "numpy")
+    versions = {name: importlib.metadata.version(name) for name in packages}
+    versions["pythia"] = f"{pythia.parm('Pythia:versionNumber'):.3f}"
+    return versions
+
+
+# ---------------------------------------------------------------------------------------------
+# many chunks, in parallel
+
+
+_progress_queue = None
+
+
+def _init_worker(progress_queue):
+    global _progress_queue
+    _progress_queue = progress_queue
+
+
+def _worker(config, chunk):
+    return generate_chunk(config, chunk, progress=lambda g, a: _progress_queue.put((g, a)))
+
+
+class _Progress:
+    """tqdm bar of accepted events, with the acceptance so far in the postfix."""
+
+    def __init__(self, config):
+        from tqdm import tqdm
+
+        self.generated = 0
+        self.bar = tqdm(total=config.events, unit="evt", desc=config.process, disable=None)
+
+    def __call__(self, generated, accepted):
+        self.generated += generated
+        self.bar.update(accepted)
+        self.bar.set_postfix(generated=self.generated, acceptance=f"{self.bar.n / max(self.generated, 1):.3f}")
+
+    def close(self):
+        self.bar.close()
+
+
+def generate(config):
+    """Generate all chunks of ``config``; returns the per-file summaries in chunk order."""
+    Path(config.outdir).mkdir(parents=True, exist_ok=True)
+    silence_banner()
+    progress = _Progress(config)
+    try:
+        if config.jobs == 1 or config.n_chunks == 1:
+            return [generate_chunk(config, chunk, progress) for chunk in range(config.n_chunks)]
+        return _generate_parallel(config, progress)
+    except BaseException:
+        # workers killed mid-write (Ctrl-C, a failing sibling) leave their temporary files
+        remove_partial(config.outdir, [config.file_stem(chunk) for chunk in range(config.n_chunks)])
+        raise
+    finally:
+        progress.close()
+
+
+def _generate_parallel(config, progress):
+    context = multiprocessing.get_context("fork")
+    progress_queue = context.Queue()
+    with context.Pool(min(config.jobs, config.n_chunks), _init_worker, (progress_queue,)) as pool:
+        results = [pool.apply_async(_worker, (config, chunk)) for chunk in range(config.n_chunks)]
+        while not all(result.ready() for result in results):
+            _drain(progress_queue, progress, timeout=0.2)
+            for result in results:  # fail fast: a worker's exception ends the run
+                if result.ready() and not result.successful():
+                    result.get()
+        _drain(progress_queue, progress, timeout=0.0)
+        return [result.get() for result in results]
+
+
+def _drain(progress_queue, progress, timeout):
+    try:
+        progress(*progress_queue.get(timeout=timeout))
+        while True:
+            progress(*progress_queue.get_nowait())
+    except queue.Empty:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad input ends with a single ``prog: error: ...`` line (the usage stays behind --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser():
+    parser = _OneLineParser(
+        prog="generate_events.py",
+        description="Generate Pythia 8 events (pp, 14 TeV), cluster them with FastJet and write ntuples "
+        "following multiscale/schema.py.",
+    )
+    add = parser.add_argument
+    add("--process", required=True, choices=sorted(PROCESS_CODES), help="physics process")
+    add("--events", required=True, type=int, metavar="N", help="number of accepted (written) events")
+    add("--outdir", required=True, help="output directory (created if missing)")
+    add("--seed", type=int, default=1, help="random seed of the run (default: 1)")
+    add("--jobs", type=int, default=1, help="parallel processes, one chunk each (default: 1)")
+    add("--events-per-file", type=int, default=10000, metavar="K", help="accepted events per file (default: 10000)")
+    add("--mH", type=float, default=1000.0, help="heavy scalar mass in GeV, hh4b only (default: 1000)")
+    add("--pthat-min", type=float, default=300.0, help="PhaseSpace:pTHatMin for qcd/ttbar in GeV (default: 300)")
+    add("--max-constituents", type=int, default=128, help="constituents kept per fat jet (default: 128)")
+    add("--xsec-fb", type=float, default=None, help="cross section in fb for the weights (default: Pythia's sigmaGen)")
+    add("--fj1-ptmin", type=float, default=450.0, help="leading fat-jet pT cut in GeV (default: 450)")
+    add("--fj2-ptmin", type=float, default=250.0, help="subleading fat-jet pT cut in GeV (default: 250)")
+    add("--fj-etamax", type=float, default=2.0, help="fat-jet |eta| cut (default: 2.0)")
+    add("--btag-eff", type=float, default=0.77, help="b-jet tagging efficiency (default: 0.77)")
+    add("--ctag-mistag", type=float, default=0.15, help="c-jet mistag rate (default: 0.15)")
+    add("--light-mistag", type=float, default=0.01, help="light-jet mistag rate (default: 0.01)")
+    return parser
+
+
+def parse_config(argv=None):
+    """Parse and validate the command line into a ``RunConfig`` (exits with a one-line error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.events <= 0:
+        parser.error(f"--events must be positive, got {args.events}")
+    if args.events_per_file <= 0:
+        parser.error(f"--events-per-file must be positive, got {args.events_per_file}")
+    if args.jobs <= 0:
+        parser.error(f"--jobs must be positive, got {args.jobs}")
+    if args.seed < 0:
+        parser.error(f"--seed must be non-negative, got {args.seed}")
+    if args.max_constituents <= 0:
+        parser.error(f"--max-constituents must be positive, got {args.max_constituents}")
+    if args.process == "hh4b" and args.mH < 2 * HIGGS_MASS:
+        parser.error(f"--mH {args.mH:g} GeV is below the hh threshold 2 x {HIGGS_MASS:g} GeV")
+    if args.xsec_fb is not None and args.xsec_fb <= 0:
+        parser.error(f"--xsec-fb must be positive, got {args.xsec_fb}")
+    for name in ("btag_eff", "ctag_mistag", "light_mistag"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            parser.error(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+    problem = _unwritable(args.outdir)
+    if problem:
+        parser.error(f"cannot write to --outdir {args.outdir}: {problem}")
+    return RunConfig(**vars(args))
+
+
+def _unwritable(outdir):
+    """Why files cannot be created in ``outdir`` (None if they can)."""
+    try:
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def main(argv=None):
+    config = parse_config(argv)
+    try:
+        summaries = generate(config)
+    except GenerationError as error:
+        sys.exit(f"generate_events.py: error: {error}")
+    except KeyboardInterrupt:
+        sys.exit("generate_events.py: interrupted; complete files were kept, partial ones removed")
+    generated = sum(s["n_generated"] for s in summaries)
+    accepted = sum(s["n_accepted"] for s in summaries)
+    print(
+        f"wrote {accepted} {config.process} events ({generated} generated, acceptance {accepted / generated:.3f}) "
+        f"in {len(summaries)} file(s) to {os.path.abspath(config.outdir)}"
+    )
+    return 0
