@@ -20,7 +20,7 @@ CONFIGS = {
 }
 CASES = [(cfg, fusion) for cfg, fusions in CONFIGS.items() for fusion in fusions]
 SMALL = dict(jet_dim=16, jet_heads=2, jet_layers=2, obj_dim=16, obj_heads=2, obj_layers=1, cross_layers=2,
-             mlp_dims=(16,), dropout=0.0)
+             mlp_dims=(16,), dropout=0.0, pair_bias=True)  # the pairwise bias on: the harder case for masking and ONNX
 
 
 @pytest.fixture(scope="module")

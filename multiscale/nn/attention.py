@@ -25,7 +25,7 @@ def key_padding_bias(valid: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, kv_dim: int | None = None, dropout: float = 0.0):
+    def __init__(self, dim: int, num_heads: int, kv_dim: int | None = None):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"attention width {dim} is not divisible by the number of heads {num_heads}")
@@ -34,7 +34,6 @@ class MultiHeadAttention(nn.Module):
         self.q_proj = nn.Linear(dim, dim)
         self.kv_proj = nn.Linear(kv_dim or dim, 2 * dim)
         self.out_proj = nn.Linear(dim, dim)
-        self.dropout = dropout
         self.record_weights = False
         self.last_weights: torch.Tensor | None = None  # (N, H, L, S) when recorded
 
@@ -45,14 +44,15 @@ class MultiHeadAttention(nn.Module):
         q = self.q_proj(x).view(n, length, self.num_heads, self.head_dim).transpose(1, 2)
         k, v = self.kv_proj(context).view(n, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         attn_bias = attn_bias.to(q.dtype)
-        dropout = self.dropout if self.training else 0.0
         if self.record_weights:
             scores = q @ k.transpose(-2, -1) * self.head_dim**-0.5 + attn_bias
             weights = scores.softmax(dim=-1)
             self.last_weights = weights
-            out = F.dropout(weights, dropout, self.training) @ v
+            out = weights @ v
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=dropout)
+            # no dropout on the attention matrix: it forces SDPA's slow math path and drawing the
+            # (N, H, L, S) random mask cost a third of a CPU training step; blocks drop their outputs
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)
         return self.out_proj(out.transpose(1, 2).reshape(n, length, dim))
 
 

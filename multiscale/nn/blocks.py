@@ -15,7 +15,7 @@ class SelfAttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, ffn_ratio: float = 4.0, dropout: float = 0.1):
         super().__init__()
         self.norm_attn = nn.LayerNorm(dim)
-        self.attn = MultiHeadAttention(dim, num_heads, dropout=dropout)
+        self.attn = MultiHeadAttention(dim, num_heads)
         self.norm_ffn = nn.LayerNorm(dim)
         self.ffn = feed_forward(dim, ffn_ratio, dropout)
         self.drop = nn.Dropout(dropout)
@@ -33,7 +33,7 @@ class CrossAttentionBlock(nn.Module):
         super().__init__()
         self.norm_query = nn.LayerNorm(dim)
         self.norm_context = nn.LayerNorm(kv_dim)
-        self.attn = MultiHeadAttention(dim, num_heads, kv_dim=kv_dim, dropout=dropout)
+        self.attn = MultiHeadAttention(dim, num_heads, kv_dim=kv_dim)
         self.norm_ffn = nn.LayerNorm(dim)
         self.ffn = feed_forward(dim, ffn_ratio, dropout)
         self.drop = nn.Dropout(dropout)
