@@ -78,14 +78,14 @@ device_opts() {
     if ((ngpu > 0)); then gpus=$(seq -s, 0 $((ngpu - 1))); gpus=${gpus%,}; else gpus=""; fi
 }
 
-weaver_cmd() {  # the trainer, under torchrun when DDP_NGPUS > 1
+weaver_cmd() {  # the trainer, under torchrun when DDP_NGPUS > 1 (see multiscale/weaver_ddp.py)
     local nproc=${DDP_NGPUS:-1}
+    logopt=--log
     if ((nproc > 1)); then
-        if [[ -n "$gpus" ]]; then
-            cmd=(torchrun --standalone --nnodes=1 --nproc_per_node="$nproc" "$(command -v weaver)" --backend nccl)
-        else
-            cmd=(torchrun --standalone --nnodes=1 --nproc_per_node="$nproc" -m multiscale.ddp_cpu --backend gloo)
-        fi
+        local backend=gloo
+        [[ -n "$gpus" ]] && backend=nccl
+        cmd=(torchrun --standalone --nnodes=1 --nproc_per_node="$nproc" -m multiscale.weaver_ddp --backend "$backend")
+        logopt=--log-file  # torchrun's parser would stop at --log
     else
         cmd=(weaver)
     fi
@@ -109,7 +109,7 @@ train() {
     # shellcheck disable=SC2046
     "${cmd[@]}" $(common_opts) "${netopts[@]}" \
         --data-train "${train[@]}" --data-test "${test[@]}" \
-        --model-prefix "$rundir/net" --log "$rundir/train.log" --predict-output "$rundir/pred.root" \
+        --model-prefix "$rundir/net" "$logopt" "$rundir/train.log" --predict-output "$rundir/pred.root" \
         --tensorboard "$run" --gpus "$gpus" \
         --num-epochs 20 --batch-size 256 --start-lr 1e-3 --optimizer ranger \
         --num-workers 1 --fetch-step 0.2 \

@@ -78,10 +78,10 @@ def test_predict_export_and_onnxruntime_agree(env):
 def test_two_process_ddp_on_cpu(env, dataset, tmp_path):
     files = sorted(str(p) for p in (dataset / "train").glob("*.root"))
     assert len(files) >= 2, "DDP splits files between the processes"
-    result = run(["torchrun", "--standalone", "--nproc_per_node=2", "-m", "multiscale.ddp_cpu", "--backend", "gloo",
+    result = run(["torchrun", "--standalone", "--nproc_per_node=2", "-m", "multiscale.weaver_ddp", "--backend", "gloo",
                   "--gpus", "", "--data-config", "data/kin.yaml", "--network-config", "networks/multiscale_cross.py",
                   "--custom-functions", "data/jet_functions.py", "--data-train", *files,
-                  "--model-prefix", str(tmp_path / "net"), "--log", str(tmp_path / "ddp.log"),
+                  "--model-prefix", str(tmp_path / "net"), "--log-file", str(tmp_path / "ddp.log"),
                   *SHORT_TRAINING], timeout=600)
     log = (tmp_path / "ddp.log.000").read_text()
     assert "Using distributed PyTorch with gloo backend on CPU" in log
