@@ -3,6 +3,9 @@
 #   tools/make_dataset.sh DIR SIGNAL_EVENTS SEED
 # writes SIGNAL_EVENTS hh4b (m_H = 1 TeV) events and as many background events (90% QCD, 10% ttbar)
 # into DIR, with seeds SEED+1, SEED+2, SEED+3. A directory that already holds .root files is kept.
+# The signal is normalised to SIGNAL_XSEC_FB (default 10 fb for gg -> H -> hh -> bbbb): Pythia's
+# default BSM couplings give ~3e-6 fb, and a heavy scalar's rate is a model choice. Background
+# cross sections are Pythia's.
 set -eo pipefail
 dir=$1 n=$2 seed=$3
 [[ -n "$dir" && -n "$n" && -n "$seed" ]] || { echo "usage: tools/make_dataset.sh DIR SIGNAL_EVENTS SEED" >&2; exit 2; }
@@ -12,6 +15,7 @@ if compgen -G "$dir/*.root" >/dev/null; then
 fi
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
-python tools/generate_events.py --process hh4b --events "$n" --outdir "$dir" --seed $((seed + 1)) --jobs "$jobs"
+python tools/generate_events.py --process hh4b --events "$n" --outdir "$dir" --seed $((seed + 1)) --jobs "$jobs" \
+    --xsec-fb "${SIGNAL_XSEC_FB:-10}"
 python tools/generate_events.py --process qcd --events $((n * 9 / 10)) --outdir "$dir" --seed $((seed + 2)) --jobs "$jobs"
 python tools/generate_events.py --process ttbar --events $((n / 10)) --outdir "$dir" --seed $((seed + 3)) --jobs "$jobs"

@@ -1,0 +1,20 @@
+"""Evaluation of trained classifiers on weaver prediction files (``tools/evaluate.py``).
+
+Modules, one job each:
+
+* ``io``        read ``weaver --predict`` ROOT files, with one-line errors naming file and branch
+* ``yields``    expected yields at a luminosity from the ``xsec_fb`` / ``acceptance`` observers
+* ``metrics``   ROC, AUC, background rejection at fixed signal efficiency, best S/sqrt(B)
+* ``cutbased``  the classic cut-based reference analysis (soft-drop masses, b-tags, m_jj window)
+* ``summary``   per-training numbers, combined over repeated trainings of a model
+* ``report``    ``metrics.json`` and the markdown table
+* ``plotting``  ROC (rejection vs signal efficiency) and score distributions
+
+See ``docs/evaluation.md``.
+"""
+
+from .cutbased import CutBasedSelection
+from .io import PredictionError, read_prediction, read_predictions
+from .summary import evaluate_models
+
+__all__ = ["CutBasedSelection", "PredictionError", "evaluate_models", "read_prediction", "read_predictions"]

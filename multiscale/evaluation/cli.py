@@ -1,0 +1,112 @@
+"""Command line of ``tools/evaluate.py`` (see its docstring and docs/evaluation.md)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .cutbased import CutBasedSelection
+from .io import PredictionError, read_predictions
+from .metrics import MIN_BACKGROUND_EVENTS
+from .plotting import plot_roc, plot_scores
+from .report import write_json, write_markdown
+from .summary import evaluate_models
+
+USAGE_EXAMPLE = """example:
+  python tools/evaluate.py pred_cross_s1.root pred_cross_s2.root pred_concat_s1.root --outdir plots \\
+      --names cross cross concat --lumi 3000 --mH 1000"""
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py",
+        description="Evaluate weaver prediction files: ROC, AUC, background rejection, S/sqrt(B), cut-based reference.",
+        epilog=USAGE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("predictions", nargs="+", metavar="PRED.root", help="weaver --predict-output ROOT files")
+    add("--outdir", required=True, help="directory for the plots and tables (created)")
+    add("--names", nargs="+", metavar="NAME",
+        help="model name of each file, in order; repeated names = repeated trainings (default: file stem)")
+    add("--lumi", type=float, default=3000.0, help="integrated luminosity in fb^-1 (default 3000)")
+    add("--mH", type=float, default=1000.0,
+        help="heavy-scalar mass in GeV, centre of the cut-based m_jj window (default 1000)")
+    add("--min-bkg-events", type=int, default=MIN_BACKGROUND_EVENTS,
+        help=f"score cuts keeping fewer background MC events are not scanned (default {MIN_BACKGROUND_EVENTS})")
+    add("--cut-btags", type=int, default=3,
+        help="cut-based: minimum b-tagged subjets summed over the two fat jets (default 3)")
+    add("--cut-sdmass", type=float, nargs=2, default=(90.0, 150.0), metavar=("LO", "HI"),
+        help="cut-based: soft-drop mass window in GeV for both fat jets (default 90 150)")
+    add("--cut-mjj", type=float, nargs=2, default=(0.8, 1.1), metavar=("LO", "HI"),
+        help="cut-based: m_jj window in units of mH (default 0.8 1.1)")
+    return parser.parse_args(argv)
+
+
+def fail(message):
+    sys.exit(f"evaluate.py: error: {message}")
+
+
+def check_args(args):
+    if args.names is not None and len(args.names) != len(args.predictions):
+        fail(f"--names has {len(args.names)} entries for {len(args.predictions)} prediction files; give one per file")
+    if args.lumi <= 0:
+        fail(f"--lumi must be positive, got {args.lumi:g}")
+    if args.mH <= 0:
+        fail(f"--mH must be positive, got {args.mH:g}")
+    if args.cut_sdmass[0] >= args.cut_sdmass[1] or args.cut_mjj[0] >= args.cut_mjj[1]:
+        fail("--cut-sdmass and --cut-mjj need LO < HI")
+
+
+def group_by_name(predictions, names):
+    """{name: [predictions]} in first-appearance order."""
+    models = {}
+    for name, prediction in zip(names, predictions):
+        models.setdefault(name, []).append(prediction)
+    return models
+
+
+def check_mass_point(models, mH):
+    """Warn when the signal's own mH observer disagrees with --mH (the m_jj window would be misplaced)."""
+    for predictions in models.values():
+        for prediction in predictions:
+            if "mH" in prediction.arrays:
+                masses = np.unique(prediction.arrays["mH"][prediction.is_signal])
+                if len(masses) and not np.allclose(masses, mH):
+                    print(f"warning: {prediction.path}: signal mH = {', '.join(f'{m:g}' for m in masses)} GeV, "
+                          f"but --mH {mH:g} sets the cut-based m_jj window", file=sys.stderr)
+                    return
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
+    names = args.names or [Path(p).stem for p in args.predictions]
+    try:
+        predictions = read_predictions(args.predictions)
+        models = group_by_name(predictions, names)
+        check_mass_point(models, args.mH)
+        selection = CutBasedSelection(mH=args.mH, sdmass_window=tuple(args.cut_sdmass),
+                                      min_btags=args.cut_btags, mjj_window=tuple(args.cut_mjj))
+        evaluation = evaluate_models(models, selection, luminosity_fb=args.lumi,
+                                     min_background_events=args.min_bkg_events)
+    except PredictionError as err:
+        fail(str(err))
+
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    summary = evaluation.summary
+    aucs = {name: model["auc"] for name, model in summary["models"].items()}
+    roc_paths = [outdir / "roc.png", outdir / "roc.pdf"]
+    plot_roc(evaluation.curves, aucs, evaluation.cut_based_points, roc_paths,
+             cut_based_definition=selection.short())
+    repeated = any(len(curves) > 1 for curves in evaluation.curves.values())
+    plot_scores(evaluation.scores, outdir / "scores.png", note="first training of each model" if repeated else "")
+    write_json(summary, outdir / "metrics.json")
+    table = write_markdown(summary, outdir / "metrics.md")
+
+    print(table)
+    for path in [*roc_paths, outdir / "scores.png", outdir / "metrics.json", outdir / "metrics.md"]:
+        print(f"wrote {path}")
+

@@ -1,0 +1,116 @@
+"""Read the prediction files written by ``weaver --predict ... --predict-output pred.root``.
+
+weaver writes one TTree ``Events`` holding, for ``labels: simple: [is_signal, is_background]``,
+the one-hot truth (``is_signal``, ``is_background``), the softmax scores (``score_is_signal``,
+``score_is_background``), ``_label_`` and the observers of the data config. Every problem with a
+file is raised as :class:`PredictionError` with a one-line message naming the file, so that the
+command-line tool can print it without a traceback.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import uproot
+
+from ..schema import TREE_NAME
+
+TRUTH_BRANCH = "is_signal"
+SCORE_BRANCH = "score_is_signal"
+# what the yield normalisation needs (see yields.py)
+NORMALISATION_BRANCHES = ("process", "xsec_fb", "acceptance")
+# what the cut-based reference needs (see cutbased.py)
+CUTBASED_BRANCHES = tuple(
+    f"{jet}_{field}" for jet in ("fj1", "fj2") for field in ("pt", "eta", "phi", "mass", "sdmass", "nbtag")
+)
+REQUIRED_BRANCHES = (TRUTH_BRANCH, SCORE_BRANCH, "event_id", *NORMALISATION_BRANCHES, *CUTBASED_BRANCHES)
+# read when present: the signal mass point, to cross-check the --mH of the cut-based mjj window
+OPTIONAL_BRANCHES = ("mH",)
+
+
+class PredictionError(Exception):
+    """A prediction file that cannot be evaluated; the message names the file and the reason."""
+
+
+@dataclass
+class Prediction:
+    """The events of one prediction file (one training evaluated on one test sample)."""
+
+    path: str
+    arrays: dict  # branch name -> 1-d numpy array
+
+    def __len__(self):
+        return len(self.arrays[SCORE_BRANCH])
+
+    @property
+    def is_signal(self):
+        return self.arrays[TRUTH_BRANCH].astype(bool)
+
+    @property
+    def score(self):
+        return self.arrays[SCORE_BRANCH].astype(np.float64)
+
+    @property
+    def n_signal(self):
+        return int(self.is_signal.sum())
+
+    @property
+    def n_background(self):
+        return len(self) - self.n_signal
+
+
+def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES):
+    """Read ``branches`` (all required) and ``optional`` (when present) of the ``Events`` tree."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise PredictionError(f"{path}: no such file")
+    try:
+        with uproot.open(path) as handle:
+            if TREE_NAME not in handle:
+                found = ", ".join(sorted({key.split(";")[0] for key in handle.keys()})) or "nothing"
+                raise PredictionError(f"{path}: no '{TREE_NAME}' tree (the file holds: {found})")
+            tree = handle[TREE_NAME]
+            available = set(tree.keys())
+            missing = [name for name in branches if name not in available]
+            if missing:
+                raise PredictionError(f"{path}: missing branch(es) {', '.join(missing)} in tree '{TREE_NAME}'")
+            wanted = list(branches) + [name for name in optional if name in available]
+            arrays = tree.arrays(wanted, library="np")
+    except PredictionError:
+        raise
+    except Exception as err:  # not ROOT, truncated, jagged branch, ...: say which file, keep it to one line
+        reason = " ".join(str(err).split())  # uproot messages span lines
+        if len(reason) > 160:
+            reason = reason[:157] + "..."
+        raise PredictionError(f"{path}: cannot read as a ROOT file ({type(err).__name__}: {reason})") from err
+    prediction = Prediction(path, {name: np.asarray(values) for name, values in arrays.items()})
+    _check_content(prediction)
+    return prediction
+
+
+def _check_content(prediction):
+    """A ROC needs both classes; the branches must hold one number per event."""
+    for name, values in prediction.arrays.items():
+        if values.ndim != 1 or values.dtype == object:
+            raise PredictionError(f"{prediction.path}: branch '{name}' is not a scalar per event")
+    if len(prediction) == 0:
+        raise PredictionError(f"{prediction.path}: the '{TREE_NAME}' tree has no entries")
+    if prediction.n_signal == 0 or prediction.n_background == 0:
+        raise PredictionError(
+            f"{prediction.path}: needs signal and background events, found {prediction.n_signal} signal "
+            f"and {prediction.n_background} background ('{TRUTH_BRANCH}')"
+        )
+    if not np.all(np.isfinite(prediction.score)):
+        raise PredictionError(f"{prediction.path}: '{SCORE_BRANCH}' holds NaN or infinite values")
+
+
+def read_predictions(paths, progress=None):
+    """Read several files; a tqdm bar appears when there are many (``progress=None``: more than 8)."""
+    paths = list(paths)
+    if progress is None:
+        progress = len(paths) > 8
+    if progress:
+        from tqdm import tqdm
+
+        paths = tqdm(paths, desc="reading predictions", unit="file")
+    return [read_prediction(path) for path in paths]

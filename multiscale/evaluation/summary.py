@@ -1,0 +1,145 @@
+"""Evaluate every training of every model and combine repeated trainings into mean and spread.
+
+A "model" is a name given to one or more prediction files; several files under one name are
+repeated trainings (different seeds) of the same model, evaluated on a test sample. The numbers are
+computed per training, then summarised as mean and sample standard deviation (ddof=1; None for a
+single training). The cut-based reference does not depend on the model: it is computed once per
+distinct test sample (identified by its event ids, processes and labels).
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import cutbased
+from .metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, rejection_at, roc
+from .yields import process_table, yield_weights
+
+
+def efficiency_key(signal_efficiency):
+    return f"{signal_efficiency:.2f}"
+
+
+def spread(values):
+    """{mean, std, per_training}; any infinite/None value makes the mean that value and std None."""
+    values = list(values)
+    if any(v is None for v in values):
+        return {"mean": None, "std": None, "per_training": values}
+    array = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        return {"mean": float(np.inf), "std": None, "per_training": values}
+    std = float(array.std(ddof=1)) if len(array) > 1 else None
+    return {"mean": float(array.mean()), "std": std, "per_training": values}
+
+
+def sample_key(prediction):
+    """Fingerprint of the test sample: the same events with the same labels give the same key."""
+    digest = hashlib.sha1()
+    for name in ("event_id", "process"):
+        digest.update(np.ascontiguousarray(prediction.arrays[name]).tobytes())
+    digest.update(np.packbits(prediction.is_signal).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class Evaluation:
+    """What the report and the plots need."""
+
+    summary: dict  # JSON-ready numbers (non-finite values still as floats: report.py converts them)
+    curves: dict = field(default_factory=dict)  # model -> [Roc per training]
+    scores: dict = field(default_factory=dict)  # model -> (is_signal, score) of its first training
+    cut_based_points: list = field(default_factory=list)  # (label, eff_S, eff_B, background MC events)
+
+
+def evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_background_events):
+    curve = roc(prediction.is_signal, prediction.score)
+    entry = {
+        "file": prediction.path,
+        "n_signal": prediction.n_signal,
+        "n_background": prediction.n_background,
+        "auc": auc(prediction.is_signal, prediction.score),
+        "rejection": {efficiency_key(e): rejection_at(curve, e) for e in signal_efficiencies},
+        "significance": best_significance(
+            prediction.is_signal, prediction.score, yield_weights(prediction, luminosity_fb), min_background_events
+        ),
+        "processes": {entry["name"]: entry for entry in process_table(prediction).values()},
+    }
+    return entry, curve
+
+
+def _same_or_list(values):
+    return values[0] if all(v == values[0] for v in values) else values
+
+
+def evaluate_models(
+    models,
+    selection,
+    luminosity_fb=3000.0,
+    signal_efficiencies=SIGNAL_EFFICIENCIES,
+    min_background_events=MIN_BACKGROUND_EVENTS,
+):
+    """``models``: {name: [Prediction, ...]} (dict order is the report order)."""
+    samples = {}  # sample key -> cut-based result of that sample
+    evaluation = Evaluation(summary={})
+    model_summaries = {}
+    for name, predictions in models.items():
+        trainings, curves = [], []
+        for prediction in predictions:
+            entry, curve = evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_background_events)
+            key = sample_key(prediction)
+            if key not in samples:
+                samples[key] = {
+                    "file": prediction.path,
+                    "models": [],
+                    **cutbased.evaluate(prediction, selection, luminosity_fb, min_background_events),
+                }
+            if name not in samples[key]["models"]:
+                samples[key]["models"].append(name)
+            # the model at the cut-based working point: the direct comparison with the reference
+            entry["rejection_at_cut_based_efficiency"] = rejection_at(curve, samples[key]["signal_efficiency"])
+            trainings.append(entry)
+            curves.append(curve)
+        significances = [t["significance"]["significance"] for t in trainings]
+        model_summaries[name] = {
+            "trainings": len(trainings),
+            "files": [t["file"] for t in trainings],
+            "n_signal": _same_or_list([t["n_signal"] for t in trainings]),
+            "n_background": _same_or_list([t["n_background"] for t in trainings]),
+            "auc": spread(t["auc"] for t in trainings),
+            "rejection": {
+                key: spread(t["rejection"][key] for t in trainings) for key in trainings[0]["rejection"]
+            },
+            "rejection_at_cut_based_efficiency": spread(t["rejection_at_cut_based_efficiency"] for t in trainings),
+            "significance": {
+                **spread(significances),
+                "best_cut": [t["significance"]["threshold"] for t in trainings],
+            },
+            "per_training": trainings,
+        }
+        evaluation.curves[name] = curves
+        evaluation.scores[name] = (predictions[0].is_signal, predictions[0].score)
+
+    sample_list = list(samples.values())
+    for sample in sample_list:
+        label = "cut-based" if len(sample_list) == 1 else f"cut-based ({', '.join(sample['models'])})"
+        sample["label"] = label
+        evaluation.cut_based_points.append(
+            (label, sample["signal_efficiency"], sample["background_efficiency"], sample["n_background"])
+        )
+    evaluation.summary = {
+        "luminosity_fb": float(luminosity_fb),
+        "signal_efficiencies": [float(e) for e in signal_efficiencies],
+        "min_background_events": int(min_background_events),
+        "normalisation": (
+            "expected yield of process p = L * sigmaA_p * eps_p, sigmaA_p = event mean of xsec_fb * acceptance "
+            "over the events of p in the sample, eps_p = fraction of those MC events passing the cut"
+        ),
+        "significance_definition": (
+            f"S/sqrt(B) at the score cut maximising it; cuts keeping < {min_background_events} "
+            "background MC events are not considered"
+        ),
+        "models": model_summaries,
+        "cut_based": {"selection": selection.as_dict(), "samples": sample_list},
+    }
+    return evaluation

@@ -1,0 +1,309 @@
+"""tools/evaluate.py and multiscale.evaluation on small hand-made prediction files.
+
+The files mimic ``weaver --predict ... --predict-output pred.root`` with
+``labels: simple: [is_signal, is_background]``: tree ``Events``, one-hot truth, softmax scores,
+``_label_`` and the observers of the data config. Expected numbers are worked out by hand in the
+comments, not copied from a run.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+
+from multiscale.evaluation import CutBasedSelection, PredictionError, evaluate_models, read_prediction
+from multiscale.evaluation.cli import main as evaluate_main
+from multiscale.evaluation.cutbased import dijet_mass, select
+from multiscale.evaluation.metrics import auc, best_significance, rejection_at, roc
+from multiscale.evaluation.yields import expected_yields, yield_weights
+
+REPO = Path(__file__).resolve().parents[1]
+QCD, TTBAR, HH4B = 0, 1, 2
+OBSERVERS = (
+    "event_id process weight xsec_fb acceptance mH "
+    "fj1_pt fj1_eta fj1_phi fj1_mass fj1_sdmass fj1_nbtag fj1_tau1 fj1_tau2 "
+    "fj2_pt fj2_eta fj2_phi fj2_mass fj2_sdmass fj2_nbtag fj2_tau1 fj2_tau2 met ht"
+).split()
+
+
+def write_prediction(path, score, process, xsec_fb=None, acceptance=None, drop=(), **observers):
+    """A weaver-like prediction file. ``process`` sets the truth (hh4b = signal); unspecified
+    observers get harmless defaults (fat jets back to back, outside the cut-based windows)."""
+    score = np.asarray(score, dtype=np.float32)
+    process = np.asarray(process, dtype=np.int32)
+    n = len(score)
+    is_signal = process == HH4B
+    columns = {
+        "is_signal": is_signal,
+        "is_background": ~is_signal,
+        "score_is_signal": score,
+        "score_is_background": 1 - score,
+        "_label_": (~is_signal).astype(np.int32),
+        "event_id": np.arange(n, dtype=np.int64),
+        "process": process,
+        "xsec_fb": np.full(n, 1.0) if xsec_fb is None else np.asarray(xsec_fb, dtype=np.float64),
+        "acceptance": np.full(n, 1.0) if acceptance is None else np.asarray(acceptance, dtype=np.float64),
+        "mH": np.where(is_signal, 1000.0, 0.0),
+    }
+    columns["weight"] = columns["xsec_fb"] / 1000.0
+    defaults = {"pt": 400.0, "eta": 0.0, "mass": 40.0, "sdmass": 30.0, "nbtag": 0, "tau1": 0.3, "tau2": 0.1}
+    for jet, phi in (("fj1", 0.0), ("fj2", np.pi)):
+        for field, value in {**defaults, "phi": phi}.items():
+            dtype = np.int32 if field == "nbtag" else np.float32
+            columns[f"{jet}_{field}"] = np.full(n, value, dtype=dtype)
+    columns["met"], columns["ht"] = np.full(n, 10.0), np.full(n, 800.0)
+    for name, values in observers.items():
+        columns[name] = np.asarray(values, dtype=columns[name].dtype)
+    assert set(OBSERVERS) <= set(columns)
+    for name in drop:
+        del columns[name]
+    with uproot.recreate(path) as handle:
+        tree = handle.mktree("Events", {name: values.dtype for name, values in columns.items()})
+        tree.extend(columns)
+    return Path(path)
+
+
+def hand_case(tmp_path, name="hand.root"):
+    """4 signal and 4 background events, scores chosen so that one tie makes a diagonal ROC segment.
+
+    signal scores 0.9, 0.6, 0.6, 0.2; background 0.6, 0.3, 0.1, 0.05. ROC points (eps_S, eps_B),
+    threshold going down: 0.9 -> (1/4, 0); 0.6 -> (3/4, 1/4) [two signal and one background tie];
+    0.3 -> (3/4, 2/4); 0.2 -> (1, 2/4); 0.1 -> (1, 3/4); 0.05 -> (1, 1).
+    """
+    score = [0.9, 0.6, 0.6, 0.2, 0.6, 0.3, 0.1, 0.05]
+    process = [HH4B] * 4 + [QCD] * 4
+    return write_prediction(tmp_path / name, score, process)
+
+
+# --- ROC, AUC, rejection ---------------------------------------------------------------------------------------
+
+
+def test_perfect_classifier_has_auc_one(tmp_path):
+    rng = np.random.default_rng(1)
+    process = np.r_[np.full(200, HH4B), np.full(300, QCD)]
+    score = np.where(process == HH4B, rng.uniform(0.6, 1.0, 500), rng.uniform(0.0, 0.4, 500))
+    prediction = read_prediction(write_prediction(tmp_path / "perfect.root", score, process))
+    assert auc(prediction.is_signal, prediction.score) == pytest.approx(1.0)
+    # no background above 0.4: every signal efficiency is reached without background
+    assert rejection_at(roc(prediction.is_signal, prediction.score), 0.8) == np.inf
+
+
+def test_random_classifier_has_auc_one_half(tmp_path):
+    rng = np.random.default_rng(2)
+    process = np.r_[np.full(2000, HH4B), np.full(2000, QCD)]
+    prediction = read_prediction(write_prediction(tmp_path / "random.root", rng.uniform(size=4000), process))
+    # AUC of random scores: mean 0.5, std sqrt((n_s + n_b + 1) / (12 n_s n_b)) ~ 0.0065 here; 0.04 is > 6 sigma
+    assert abs(auc(prediction.is_signal, prediction.score) - 0.5) < 0.04
+    # a random classifier rejects 1/eps_S
+    assert rejection_at(roc(prediction.is_signal, prediction.score), 0.5) == pytest.approx(2.0, rel=0.15)
+
+
+def test_rejection_on_hand_checked_case(tmp_path):
+    prediction = read_prediction(hand_case(tmp_path))
+    curve = roc(prediction.is_signal, prediction.score)
+    # eps_S = 0.3 lies on the diagonal from (0.25, 0) to (0.75, 0.25): eps_B = 0.25 * (0.05 / 0.5) = 0.025 -> 40
+    assert rejection_at(curve, 0.3) == pytest.approx(40.0)
+    # eps_S = 0.5: half way along the same segment, eps_B = 0.125 -> 8
+    assert rejection_at(curve, 0.5) == pytest.approx(8.0)
+    # eps_S = 0.8: on the flat step from (0.75, 0.5) to (1, 0.5): eps_B = 0.5 -> 2
+    assert rejection_at(curve, 0.8) == pytest.approx(2.0)
+    # eps_S = 0.75 exactly: both (0.75, 0.25) and (0.75, 0.5) qualify, a cut achieves the lower eps_B -> 4
+    assert rejection_at(curve, 0.75) == pytest.approx(4.0)
+    # AUC by counting pairs: signal 0.9 beats 4, each 0.6 beats 3 and ties 1 (0.5), 0.2 beats 2 -> 13/16
+    assert auc(prediction.is_signal, prediction.score) == pytest.approx(13 / 16)
+
+
+# --- yields and significance -----------------------------------------------------------------------------------
+
+
+def test_yields_follow_cross_section_times_acceptance(tmp_path):
+    """Two files of one process with different acceptances: sigmaA is the event mean."""
+    # QCD: 3 events with xsec*acc = 100 * 0.2 = 20 fb and 1 event with 100 * 0.6 = 60 fb -> sigmaA = 30 fb
+    # signal: 2 events, 2 fb * 0.5 = 1 fb
+    process = [QCD] * 4 + [HH4B] * 2
+    path = write_prediction(
+        tmp_path / "norm.root", [0.1] * 6, process,
+        xsec_fb=[100, 100, 100, 100, 2, 2], acceptance=[0.2, 0.2, 0.2, 0.6, 0.5, 0.5],
+    )
+    prediction = read_prediction(path)
+    s, b = expected_yields(prediction, luminosity_fb=10.0)
+    assert (s, b) == pytest.approx((10.0, 300.0))  # L * sigmaA: 10 * 1 and 10 * 30
+    # half of the QCD MC events pass -> half of its yield, whichever file they came from
+    s_cut, b_cut = expected_yields(prediction, 10.0, np.array([True, False, False, True, True, False]))
+    assert (s_cut, b_cut) == pytest.approx((5.0, 150.0))
+
+
+def test_significance_on_hand_checked_case(tmp_path):
+    # 4 signal (xsec*acc = 1 fb -> 0.25 fb per event) and 8 QCD (8 fb -> 1 fb per event), L = 4 fb^-1:
+    # each signal event is worth S = 1, each background event B = 4.
+    sig_scores = [0.95, 0.9, 0.5, 0.2]
+    bkg_scores = [0.92, 0.8, 0.7, 0.6, 0.4, 0.3, 0.1, 0.05]
+    xsec = [1.0] * 4 + [8.0] * 8
+    path = write_prediction(tmp_path / "z.root", sig_scores + bkg_scores, [HH4B] * 4 + [QCD] * 8, xsec_fb=xsec)
+    prediction = read_prediction(path)
+    weights = yield_weights(prediction, 4.0)
+    # with >= 1 background event required, candidate cuts (score >= t) give S/sqrt(B):
+    #   t=0.92: S=1, B=4 -> 0.5;  t=0.9: S=2, B=4 -> 1.0 (best);  t=0.8: 2/sqrt(8) = 0.71;
+    #   t=0.5: S=3, B=16 -> 0.75; t=0.2: S=4, B=24 -> 0.82;       t=0.95 keeps no background: skipped
+    best = best_significance(prediction.is_signal, prediction.score, weights, min_background_events=1)
+    assert best["significance"] == pytest.approx(1.0)
+    assert best["threshold"] == pytest.approx(0.9)
+    assert (best["S"], best["B"], best["n_background_pass"]) == pytest.approx((2.0, 4.0, 1))
+    # requiring >= 3 background events leaves t <= 0.7: 0.7 -> 2/sqrt(12) = 0.577, 0.5 -> 0.75,
+    # 0.4 -> 3/sqrt(20) = 0.671, 0.2 -> 4/sqrt(24) = 0.816 (best), lower cuts add only background
+    best3 = best_significance(prediction.is_signal, prediction.score, weights, min_background_events=3)
+    assert best3["significance"] == pytest.approx(4 / np.sqrt(24))
+    assert best3["threshold"] == pytest.approx(0.2)
+    # more background events required than exist: no cut qualifies, and the result says why
+    none = best_significance(prediction.is_signal, prediction.score, weights, min_background_events=9)
+    assert none["significance"] is None and "9 background" in none["note"]
+
+
+# --- cut-based reference ---------------------------------------------------------------------------------------
+
+
+def test_cut_based_selects_the_hand_chosen_events(tmp_path):
+    # Every event starts as a perfect candidate: m_SD 120 GeV, 2 b-tags per jet, and two back-to-back
+    # massless-ish jets of pT 500 at eta 0 -> m_jj = 2 * 500 = 1000 GeV (with mass 1 GeV: ~1000.002).
+    # Each later event breaks exactly one requirement.
+    n = 8
+    obs = {f"{jet}_{field}": np.full(n, value) for jet in ("fj1", "fj2")
+           for field, value in (("pt", 500.0), ("eta", 0.0), ("mass", 1.0), ("sdmass", 120.0), ("nbtag", 2))}
+    obs["fj2_phi"] = np.full(n, np.pi)
+    obs["fj1_sdmass"][1] = 80.0  # event 1: fj1 below the Higgs window
+    obs["fj2_sdmass"][2] = 160.0  # event 2: fj2 above the Higgs window
+    obs["fj1_nbtag"][3], obs["fj2_nbtag"][3] = 1, 1  # event 3: 2 b-tags < 3
+    obs["fj1_nbtag"][4], obs["fj2_nbtag"][4] = 2, 1  # event 4: exactly 3 b-tags: passes
+    obs["fj1_pt"][5] = obs["fj2_pt"][5] = 350.0  # event 5: m_jj = 700 < 800
+    obs["fj1_pt"][6] = obs["fj2_pt"][6] = 600.0  # event 6: m_jj = 1200 > 1100
+    obs["fj1_eta"][7], obs["fj2_eta"][7] = 0.5, -0.5  # event 7: m_jj = 2 * 500 * cosh(0.5) = 1128 > 1100
+    process = [HH4B, HH4B, HH4B, QCD, QCD, QCD, TTBAR, TTBAR]
+    prediction = read_prediction(write_prediction(tmp_path / "cuts.root", [0.5] * n, process, **obs))
+
+    mjj = dijet_mass(prediction.arrays)
+    assert mjj[0] == pytest.approx(1000.0, abs=0.01)
+    assert mjj[7] == pytest.approx(1000.0 * np.cosh(0.5), abs=0.01)
+    selection = CutBasedSelection(mH=1000.0, sdmass_window=(90.0, 150.0), min_btags=3, mjj_window=(0.8, 1.1))
+    assert np.flatnonzero(select(prediction.arrays, selection)).tolist() == [0, 4]
+    # 4 b-tags required: event 4 (3 b-tags) drops out
+    tight = CutBasedSelection(mH=1000.0, min_btags=4)
+    assert np.flatnonzero(select(prediction.arrays, tight)).tolist() == [0]
+
+    summary = evaluate_models({"m": [prediction]}, selection, luminosity_fb=1.0, min_background_events=1).summary
+    (reference,) = summary["cut_based"]["samples"]
+    # signal: event 0 of 3 -> 1/3; background: event 4 of 5 -> 1/5, rejection 5
+    assert reference["signal_efficiency"] == pytest.approx(1 / 3)
+    assert reference["background_efficiency"] == pytest.approx(1 / 5)
+    assert reference["background_rejection"] == pytest.approx(5.0)
+    # yields (xsec = acceptance = 1, L = 1): S = 1/3 (1 of 3 signal events), B = QCD 1/3 (1 of its 3 events)
+    # + ttbar 0 (0 of 2) -> S/sqrt(B) = sqrt(1/3)
+    assert (reference["S"], reference["B"]) == pytest.approx((1 / 3, 1 / 3))
+    assert reference["significance"] == pytest.approx(np.sqrt(1 / 3))
+
+
+# --- combining trainings ---------------------------------------------------------------------------------------
+
+
+def test_same_name_files_give_mean_and_std(tmp_path):
+    rng = np.random.default_rng(3)
+    process = np.r_[np.full(300, HH4B), np.full(300, QCD)]
+    predictions = []
+    for seed, separation in enumerate((0.5, 1.0, 2.0)):
+        score = 1 / (1 + np.exp(-(separation * (process == HH4B) + rng.normal(size=600))))
+        predictions.append(read_prediction(write_prediction(tmp_path / f"t{seed}.root", score, process)))
+    single = read_prediction(write_prediction(tmp_path / "other.root", rng.uniform(size=600), process))
+    summary = evaluate_models({"model": predictions, "other": [single]}, CutBasedSelection()).summary
+
+    aucs = [auc(p.is_signal, p.score) for p in predictions]
+    assert aucs[0] < aucs[1] < aucs[2]  # the three trainings really differ
+    model = summary["models"]["model"]
+    assert model["trainings"] == 3
+    assert model["auc"]["per_training"] == pytest.approx(aucs)
+    assert model["auc"]["mean"] == pytest.approx(np.mean(aucs))
+    assert model["auc"]["std"] == pytest.approx(np.std(aucs, ddof=1))
+    rejections = [rejection_at(roc(p.is_signal, p.score), 0.5) for p in predictions]
+    assert model["rejection"]["0.50"]["mean"] == pytest.approx(np.mean(rejections))
+    assert model["rejection"]["0.50"]["std"] == pytest.approx(np.std(rejections, ddof=1))
+    # a single training has no spread; the same test sample gives one cut-based reference for both models
+    assert summary["models"]["other"]["auc"]["std"] is None
+    (reference,) = summary["cut_based"]["samples"]
+    assert reference["models"] == ["model", "other"]
+
+
+# --- command line ----------------------------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(REPO / "tools" / "evaluate.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+def test_cli_writes_all_outputs(tmp_path):
+    rng = np.random.default_rng(4)
+    process = np.r_[np.full(100, HH4B), np.full(150, QCD), np.full(50, TTBAR)]
+    files = []
+    for i in range(3):
+        score = np.clip(0.5 * (process == HH4B) + rng.uniform(0, 0.6, 300), 0, 1)
+        xsec = np.where(process == HH4B, 10.0, 1e4)
+        files.append(write_prediction(tmp_path / f"cross_{i}.root", score, process, xsec_fb=xsec))
+    files.append(write_prediction(tmp_path / "concat.root", rng.uniform(size=300), process))
+    outdir = tmp_path / "out"
+    evaluate_main([*map(str, files), "--outdir", str(outdir), "--names", "cross", "cross", "cross", "concat",
+                   "--lumi", "300"])
+    for name in ("roc.png", "roc.pdf", "scores.png", "metrics.json", "metrics.md"):
+        assert (outdir / name).stat().st_size > 0, name
+    metrics = json.loads((outdir / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["cross", "concat"]
+    assert metrics["models"]["cross"]["trainings"] == 3
+    assert metrics["models"]["cross"]["n_signal"] == 100 and metrics["models"]["cross"]["n_background"] == 200
+    assert metrics["luminosity_fb"] == 300
+    assert metrics["models"]["cross"]["auc"]["mean"] > metrics["models"]["concat"]["auc"]["mean"]
+    assert metrics["cut_based"]["selection"]["min_btags"] == 3
+    table = (outdir / "metrics.md").read_text()
+    assert "| cross | 3 |" in table and "| concat | 1 |" in table and "cut-based" in table
+
+
+def test_cli_default_names_are_file_stems(tmp_path):
+    path = hand_case(tmp_path, "my_model.root")
+    evaluate_main([str(path), "--outdir", str(tmp_path / "out"), "--min-bkg-events", "1"])
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["my_model"]
+
+
+def test_cli_missing_branch_is_a_one_line_error(tmp_path):
+    path = write_prediction(tmp_path / "broken.root", [0.9, 0.1], [HH4B, QCD], drop=("xsec_fb", "fj2_sdmass"))
+    result = run_cli(path, "--outdir", tmp_path / "out")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(path) in lines[0] and "xsec_fb" in lines[0] and "fj2_sdmass" in lines[0]
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("problem", ["missing file", "no Events tree", "names length"])
+def test_cli_other_errors_are_one_line(tmp_path, problem):
+    good = hand_case(tmp_path)
+    if problem == "missing file":
+        args, expected = [tmp_path / "nope.root"], "nope.root: no such file"
+    elif problem == "no Events tree":
+        other = tmp_path / "other_tree.root"
+        with uproot.recreate(other) as handle:
+            handle["Jets"] = {"x": np.zeros(3)}
+        args, expected = [other], "no 'Events' tree"
+    else:
+        args, expected = [good, good, "--names", "a"], "--names has 1 entries for 2"
+    result = run_cli(*args, "--outdir", tmp_path / "out")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr
+
+
+def test_reader_names_file_and_branch(tmp_path):
+    path = write_prediction(tmp_path / "no_score.root", [0.5, 0.5], [HH4B, QCD], drop=("score_is_signal",))
+    with pytest.raises(PredictionError, match=r"no_score\.root: missing branch\(es\) score_is_signal"):
+        read_prediction(path)
