@@ -42,7 +42,7 @@ class MultiHeadAttention(nn.Module):
         to (N, H, L, S) (key padding, plus a pairwise interaction bias where used)."""
         n, length, dim = x.shape
         q = self.q_proj(x).view(n, length, self.num_heads, self.head_dim).transpose(1, 2)
-        k, v = self.kv_proj(context).view(n, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = self.kv_proj(context).view(n, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         attn_bias = attn_bias.to(q.dtype)
         if self.record_weights:
             scores = q @ k.transpose(-2, -1) * self.head_dim**-0.5 + attn_bias
