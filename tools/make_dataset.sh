@@ -15,7 +15,11 @@ if compgen -G "$dir/*.root" >/dev/null; then
 fi
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
-python tools/generate_events.py --process hh4b --events "$n" --outdir "$dir" --seed $((seed + 1)) --jobs "$jobs" \
-    --xsec-fb "${SIGNAL_XSEC_FB:-10}"
-python tools/generate_events.py --process qcd --events $((n * 9 / 10)) --outdir "$dir" --seed $((seed + 2)) --jobs "$jobs"
-python tools/generate_events.py --process ttbar --events $((n / 10)) --outdir "$dir" --seed $((seed + 3)) --jobs "$jobs"
+gen() {  # PROCESS EVENTS SEED [options]: one file per job, so that the jobs run in parallel
+    local per_file=$(( ($2 + jobs - 1) / jobs ))
+    python tools/generate_events.py --process "$1" --events "$2" --seed "$3" --outdir "$dir" \
+        --jobs "$jobs" --events-per-file "$(( per_file > 0 ? per_file : 1 ))" "${@:4}"
+}
+gen hh4b "$n" $((seed + 1)) --xsec-fb "${SIGNAL_XSEC_FB:-10}"
+gen qcd $((n * 9 / 10)) $((seed + 2))
+gen ttbar $((n / 10)) $((seed + 3))
