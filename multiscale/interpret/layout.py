@@ -1,0 +1,87 @@
+"""Which token of a stream goes to which labelled row / column of an attention map.
+
+Tokens are those of ``StreamEncoder``: index 0 is the stream's learned register token, index
+i + 1 the i-th input token. A map shows
+
+- the event-object stream ``ev``: ``reg`` and the 9 object slots of ``schema.OBJECT_SLOTS``;
+- a particle stream: ``reg``, then the leading ``k`` constituents of each fat jet by pT rank
+  (constituents are stored pT-ordered per jet). The ``pf`` stream holds both jets (fj1's
+  constituents, then fj2's); its ``pf_isfj2`` feature tells them apart, so rank r of fj2 is the
+  r-th constituent of fj2 whatever the number of fj1 constituents. ``j1`` / ``j2`` hold one jet each.
+
+Per event, ``slots`` (N, T) gives each token its map index, ``REST`` for a valid token beyond
+rank ``k`` (its attention is kept apart as the "rest" mass) and ``INVALID`` for padding.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from multiscale.schema import OBJECT_SLOTS
+
+REST = -1
+INVALID = -2
+JET_OF_STREAM = {"j1": "fj1", "j2": "fj2"}
+
+
+@dataclass
+class Layout:
+    labels: list[str]  # one per map slot
+    groups: list[tuple[str, int, int]]  # (name, first slot, last slot + 1): blocks separated in plots
+    slots: torch.Tensor  # (N, T) long
+
+    @property
+    def size(self):
+        return len(self.labels)
+
+
+def event_layout(valid):
+    """Layout of the event-object stream; valid: (N, 1 + P) bool (register included)."""
+    n_objects = valid.shape[1] - 1
+    names = list(OBJECT_SLOTS) if n_objects == len(OBJECT_SLOTS) else [f"obj{i + 1}" for i in range(n_objects)]
+    slots = torch.arange(valid.shape[1]).expand_as(valid).clone()
+    slots[~valid] = INVALID
+    return Layout(["reg"] + names, [("reg", 0, 1), ("objects", 1, 1 + n_objects)], slots)
+
+
+def particle_layout(stream, valid, features, jet_feature_index, k):
+    """Layout of a particle stream.
+
+    valid: (N, 1 + P) bool; features: (N, C, P') input features (P' >= P, the model may truncate);
+    jet_feature_index: index of the 'is second jet' feature in ``features`` or None; k: leading
+    constituents shown per jet.
+    """
+    n_tokens = valid.shape[1] - 1
+    constituents_valid = valid[:, 1:]
+    if jet_feature_index is not None:
+        jets = ["fj1", "fj2"]
+        jet_id = (features[:, jet_feature_index, :n_tokens] > 0.5).long()
+    else:
+        jets = [JET_OF_STREAM.get(stream, stream)]
+        jet_id = torch.zeros_like(constituents_valid, dtype=torch.long)
+    slots = torch.full(valid.shape, INVALID, dtype=torch.long)
+    slots[:, 0] = 0
+    token_slots = slots[:, 1:]
+    labels, groups = ["reg"], [("reg", 0, 1)]
+    for j, jet in enumerate(jets):
+        in_jet = constituents_valid & (jet_id == j)
+        rank = in_jet.long().cumsum(dim=1) - 1
+        shown = in_jet & (rank < k)
+        token_slots[shown] = 1 + j * k + rank[shown]
+        token_slots[in_jet & ~shown] = REST
+        labels += [f"{jet} {r + 1}" for r in range(k)]
+        groups.append((jet, 1 + j * k, 1 + (j + 1) * k))
+    return Layout(labels, groups, slots)
+
+
+def concat_layouts(layouts: dict[str, Layout]) -> Layout:
+    """Key axis of cross-attention: the tokens of several streams side by side, in the given order."""
+    if len(layouts) == 1:
+        return next(iter(layouts.values()))
+    labels, groups, slots, offset = [], [], [], 0
+    for stream, layout in layouts.items():
+        labels += [f"reg {stream}" if label == "reg" else label for label in layout.labels]
+        groups += [(f"reg {stream}" if name == "reg" else name, a + offset, b + offset) for name, a, b in layout.groups]
+        slots.append(torch.where(layout.slots >= 0, layout.slots + offset, layout.slots))
+        offset += layout.size
+    return Layout(labels, groups, torch.cat(slots, dim=1))

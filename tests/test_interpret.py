@@ -1,0 +1,317 @@
+"""Interpretability tools: attention weights and their averaged maps, Grad-CAM, and the two CLIs.
+
+Small models and synthetic inputs with a known token content: event i has n1 constituents in fat
+jet 1 and n2 in fat jet 2 (pf tokens: fj1's, then fj2's, then padding, ``pf_isfj2`` marking fj2).
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from multiscale.interpret.attention import attention_maps, record_attention
+from multiscale.interpret.cli import attention_main, gradcam_main
+from multiscale.interpret.data import feature_index, load_events
+from multiscale.interpret.gradcam import cam_from, gradcam_histograms, token_cam
+from multiscale.synthetic import synthetic_inputs
+from multiscale.weaver_io import REPO_ROOT, build_model, load_data_config
+
+SMALL = dict(jet_dim=16, jet_heads=2, jet_layers=2, obj_dim=16, obj_heads=2, obj_layers=1, cross_layers=2,
+             mlp_dims=(16,), dropout=0.0, pair_bias=False)
+K = 4  # constituents shown per jet in the tests
+# (n1, n2, objects) per event: ordinary, few constituents, one jet empty, both empty
+EVENTS = [(10, 7, 9), (30, 25, 7), (1, 2, 9), (2, 0, 5), (0, 3, 9), (1, 1, 1), (0, 0, 3), (6, 6, 9)]
+
+
+@pytest.fixture(scope="module")
+def configs():
+    return {name: load_data_config(REPO_ROOT / "data" / f"{name}.yaml") for name in ("jets_kin", "jet1_jet2_kin")}
+
+
+def make_model(data_config, seed=0, **options):
+    torch.manual_seed(seed)
+    model, info = build_model(data_config, fusion="cross", **{**SMALL, **options})
+    return model.eval(), info
+
+
+def two_jet_inputs(data_config, info, events=EVENTS, seed=1):
+    """pf / ev inputs holding exactly the constituents and objects listed in ``events``."""
+    n = len(events)
+    inputs = synthetic_inputs(info, n, min_valid=10**6, generator=torch.Generator().manual_seed(seed))  # all valid
+    named = dict(zip(info["input_names"], inputs))
+    jet_col = feature_index(data_config, "pf_features", "pf_isfj2")
+    for i, (n1, n2, n_obj) in enumerate(events):
+        pf_valid = torch.arange(named["pf_mask"].shape[2]) < n1 + n2
+        named["pf_features"][i, jet_col] = (torch.arange(pf_valid.numel()) >= n1).float()
+        for group in ("pf_features", "pf_vectors", "pf_mask"):
+            named[group][i] *= pf_valid
+        ev_valid = torch.arange(named["ev_mask"].shape[2]) < n_obj
+        for group in ("ev_features", "ev_mask"):
+            named[group][i] *= ev_valid
+    return [named[name] for name in info["input_names"]]
+
+
+# ---------------------------------------------------------------- attention weights
+
+
+@pytest.mark.parametrize("pair_bias", [False, True])
+def test_rows_sum_to_one_over_valid_keys_and_vanish_on_padding(configs, pair_bias):
+    model, info = make_model(configs["jets_kin"], pair_bias=pair_bias)
+    inputs = two_jet_inputs(configs["jets_kin"], info)
+    rec = record_attention(model, inputs)
+    torch.testing.assert_close(rec["logits"], model(*inputs))  # recording changes nothing
+    layers = [(w, rec["valid"][s]) for s, ws in rec["self"].items() for w in ws]
+    keys_valid = rec["valid"]["pf"]
+    layers += [(w, keys_valid) for w in rec["cross"]]
+    assert len(layers) == 2 + 1 + 2
+    for weights, valid in layers:
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+        padded = ~valid[:, None, None, :].expand_as(weights)
+        assert torch.all(weights[padded] == 0)
+    # outside the context manager nothing is recorded
+    model(*inputs)
+    assert all(block.attn.last_weights is None for block in model.encoders["pf"].blocks)
+
+
+def _force(model, pattern):
+    """Forward pre-hooks adding a bias to every attention layer's scores: 'key0' (all attention on the
+    register key) or 'self' (each query on itself, self-attention only). Removed by the caller."""
+
+    def hook(module, args):
+        x, context, bias = args
+        length, keys = x.shape[1], context.shape[1]
+        extra = torch.full((length, keys), -50.0)
+        if pattern == "key0":
+            extra[:, 0] = 0.0
+        else:
+            extra.fill_diagonal_(0.0)
+        return x, context, bias + extra
+
+    if pattern == "key0":
+        modules = [m for m in model.modules() if m.__class__.__name__ == "MultiHeadAttention"]
+    else:
+        modules = [b.attn for enc in model.encoders.values() for b in enc.blocks]
+    return [m.register_forward_pre_hook(hook) for m in modules]
+
+
+@pytest.mark.parametrize("pattern", ["key0", "self"])
+def test_forced_attention_pattern_comes_out_of_the_maps(configs, pattern):
+    dc = configs["jets_kin"]
+    model, info = make_model(dc)
+    inputs = two_jet_inputs(dc, info)
+    hooks = _force(model, pattern)
+    try:
+        maps = attention_maps(model, dc, [[x[:3] for x in inputs], [x[3:] for x in inputs]], k=K)  # two batches
+    finally:
+        for h in hooks:
+            h.remove()
+    assert set(maps) == {"self:pf", "self:ev", "cross"}
+    for name, m in maps.items():
+        if pattern == "self" and name == "cross":
+            continue
+        mean, seen = m.acc.mean(), m.acc.counts > 0
+        expected = np.zeros(mean.shape[1:])
+        if pattern == "key0":
+            expected[:, 0] = 1.0
+        else:
+            np.fill_diagonal(expected, 1.0)
+        for h in range(mean.shape[0]):
+            np.testing.assert_allclose(mean[h][seen], expected[seen], atol=1e-6, err_msg=name)
+        assert np.all(np.isnan(mean[:, ~seen]))
+        assert m.acc.events == len(EVENTS)
+    pf = maps["self:pf"]
+    assert pf.key_labels == ["reg"] + [f"fj1 {r}" for r in range(1, K + 1)] + [f"fj2 {r}" for r in range(1, K + 1)]
+    assert maps["cross"].query_labels[:3] == ["reg", "fj1", "fj2"] and maps["cross"].query_labels[-1] == "MET"
+    if pattern == "key0":  # nothing goes beyond the displayed ranks
+        np.testing.assert_allclose(pf.acc.rest_mean()[~np.isnan(pf.acc.rest_mean())], 0.0, atol=1e-6)
+
+
+def test_uniform_attention_is_averaged_over_valid_pairs_only(configs):
+    """q_proj = 0: every query spreads 1 / (1 + n1 + n2) over the valid keys. The map of a pair is the
+    mean of that over the events holding both tokens: padding must neither dilute nor enter it."""
+    dc = configs["jets_kin"]
+    model, info = make_model(dc)
+    last = model.encoders["pf"].blocks[-1].attn
+    with torch.no_grad():
+        last.q_proj.weight.zero_()
+        last.q_proj.bias.zero_()
+    maps = attention_maps(model, dc, [two_jet_inputs(dc, info)], layer=-1, k=K)
+    mean, counts = maps["self:pf"].acc.mean(), maps["self:pf"].acc.counts
+
+    def tokens(n1, n2):  # displayed slots present in an event
+        return [0] + [1 + r for r in range(min(n1, K))] + [1 + K + r for r in range(min(n2, K))]
+
+    expected_sum, expected_count = np.zeros((1 + 2 * K,) * 2), np.zeros((1 + 2 * K,) * 2)
+    for n1, n2, _ in EVENTS:
+        for q in tokens(n1, n2):
+            for k in tokens(n1, n2):
+                expected_sum[q, k] += 1.0 / (1 + n1 + n2)
+                expected_count[q, k] += 1
+    np.testing.assert_array_equal(counts, expected_count)
+    seen = expected_count > 0
+    for h in range(mean.shape[0]):
+        np.testing.assert_allclose(mean[h][seen], (expected_sum / np.maximum(expected_count, 1))[seen], rtol=1e-5)
+    # the rest: mass on valid constituents beyond rank K, per query slot
+    rest = maps["self:pf"].acc.rest_mean()[0]
+    beyond = [(max(n1 - K, 0) + max(n2 - K, 0)) / (1 + n1 + n2) for n1, n2, _ in EVENTS]
+    np.testing.assert_allclose(rest[0], np.mean(beyond), rtol=1e-5)  # the register query exists in every event
+    # relative scale: weight x valid keys = 1 everywhere for uniform attention
+    relative = attention_maps(model, dc, [two_jet_inputs(dc, info)], k=K, relative=True)["self:pf"].acc.mean()
+    np.testing.assert_allclose(relative[:, seen], 1.0, rtol=1e-5)
+
+
+def test_cross_map_keys_of_two_particle_streams(configs):
+    dc = configs["jet1_jet2_kin"]
+    model, info = make_model(dc)
+    inputs = synthetic_inputs(info, 6, generator=torch.Generator().manual_seed(3))
+    maps = attention_maps(model, dc, [inputs], k=K)
+    cross = maps["cross"]
+    assert cross.key_labels == (["reg j1"] + [f"fj1 {r}" for r in range(1, K + 1)]
+                                + ["reg j2"] + [f"fj2 {r}" for r in range(1, K + 1)])
+    present = cross.acc.query_counts > 0  # object slots that occur in the random events
+    assert np.isfinite(cross.acc.sums).all() and (cross.acc.counts[present][:, [0, K + 1]] > 0).all()
+    np.testing.assert_allclose(cross.acc.counts[present][:, 0], cross.acc.query_counts[present])
+
+
+# ---------------------------------------------------------------- Grad-CAM
+
+
+def test_cam_from_analytic():
+    acts = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [5.0, 5.0]]])  # token 2 is padding
+    grads = torch.tensor([[[2.0, -1.0], [0.0, 1.0], [100.0, 100.0]]])
+    valid = torch.tensor([[True, True, False]])
+    # gradcam: alpha = mean over the 2 valid tokens = (1, 0); cam = relu(acts @ alpha) = (1, 0), padding 0
+    torch.testing.assert_close(cam_from(acts, grads, valid, "gradcam"), torch.tensor([[1.0, 0.0, 0.0]]))
+    # hirescam: relu(sum_d g * a) per token = (2, 2), padding 0
+    torch.testing.assert_close(cam_from(acts, grads, valid, "hirescam"), torch.tensor([[2.0, 2.0, 0.0]]))
+
+
+class _ChannelsFirst(nn.Module):
+    """Wraps a block so that captum sees its output as (N, D, T) (channels on dim 1)."""
+
+    class _T(nn.Module):
+        def forward(self, x):
+            return x.transpose(1, 2)
+
+    def __init__(self, block):
+        super().__init__()
+        self.block, self.to_channels_first, self.back = block, self._T(), self._T()
+
+    def forward(self, x, bias):
+        return self.back(self.to_channels_first(self.block(x, bias)))
+
+
+def test_gradcam_matches_captum_layer_gradcam(configs):
+    from captum.attr import LayerGradCam
+
+    dc = configs["jets_kin"]
+    model, info = make_model(dc)
+    # every pf token valid: captum averages over all positions, ours over valid ones
+    inputs = synthetic_inputs(info, 5, num_tokens={"pf": 12}, min_valid=12, generator=torch.Generator().manual_seed(4))
+    ours, _ = token_cam(model, inputs, target=0, method="gradcam")
+    blocks = model.encoders["pf"].blocks
+    wrapped = _ChannelsFirst(blocks[-1])
+    blocks[-1] = wrapped
+    try:
+        reference = LayerGradCam(model, wrapped.to_channels_first).attribute(
+            tuple(inputs), target=0, relu_attributions=True)
+    finally:
+        blocks[-1] = wrapped.block
+    torch.testing.assert_close(ours["pf"][0], reference[:, 0].detach(), rtol=1e-4, atol=1e-6)
+    assert ours["pf"][0].sum() > 0
+
+
+@pytest.mark.parametrize("method", ["gradcam", "hirescam"])
+def test_gradcam_of_a_one_constituent_toy_lights_its_bin(configs, method):
+    """Toy: the last pf block passes on constituent k only (others zeroed) and the score is |token k|^2."""
+    dc = configs["jets_kin"]
+    model, info = make_model(dc)
+    k, eta, phi = 2, 0.3, -0.5
+    events = [(5, 3, 9), (3, 6, 9), (4, 0, 9)]
+    inputs = two_jet_inputs(dc, info, events)
+    features = inputs[info["input_names"].index("pf_features")]
+    features[:, 0] = torch.rand(features.shape[0], features.shape[2]) * 1.6 - 0.8  # other constituents anywhere
+    features[:, 1] = torch.rand(features.shape[0], features.shape[2]) * 1.6 - 0.8
+    features[:, 0, k], features[:, 1, k] = eta, phi
+
+    class OnlyK(nn.Module):
+        def __init__(self, block):
+            super().__init__()
+            self.block = block
+
+        def forward(self, x, bias):
+            out = self.block(x, bias)
+            keep = torch.zeros(out.shape[1], 1)
+            keep[1 + k] = 1.0
+            return out * keep
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return torch.stack([(x * x).sum(-1), torch.zeros(len(x))], dim=1)
+
+    encoder = model.encoders["pf"]
+    encoder.blocks[-1] = OnlyK(encoder.blocks[-1])
+    encoder.norm = nn.Identity()
+    model.fuse = lambda encoded: encoded["pf"][0][:, 1 + k]
+    model.head = Square()
+    hists, summary = gradcam_histograms(model, dc, [inputs], target=0, method=method, bins=10, extent=1.0,
+                                        normalise="none")
+    total = hists["fj1"].sums + hists["fj2"].sums
+    edges = hists["fj1"].edges
+    i, j = np.searchsorted(edges, eta) - 1, np.searchsorted(edges, phi) - 1
+    assert total[i, j] > 0  # eta on the first axis, phi on the second
+    total[i, j] = 0
+    assert np.all(total == 0)
+    assert hists["fj2"].sums.sum() == 0  # constituent k belongs to fj1 in every event
+    assert summary["register_share"] == 0 and summary["events"] == 3
+
+
+def test_outputs_finite_with_few_or_no_constituents(configs):
+    dc = configs["jets_kin"]
+    model, info = make_model(dc)
+    inputs = two_jet_inputs(dc, info)  # includes (1, 2), (2, 0), (0, 3), (1, 1), (0, 0)
+    maps = attention_maps(model, dc, [inputs], k=K)
+    for m in maps.values():
+        for array in (m.acc.sums, m.acc.counts, m.acc.rest_sums):
+            assert np.isfinite(array).all()
+        mean = m.acc.mean()
+        assert np.isfinite(mean[:, m.acc.counts > 0]).all()
+    cams, logits = token_cam(model, inputs, target=0)
+    cam, valid = cams["pf"]
+    assert torch.isfinite(cam).all() and torch.isfinite(logits).all()
+    assert torch.all(cam[~valid] == 0)
+    for normalise in ("max", "none"):
+        hists, summary = gradcam_histograms(model, dc, [inputs], target=0, normalise=normalise)
+        for h in hists.values():
+            assert np.isfinite(h.sums).all() and h.events == len(EVENTS)
+        assert np.isfinite(summary["register_share"])
+        n_constituents = sum(n1 + n2 for n1, n2, _ in EVENTS)
+        assert sum(h.counts.sum() + h.outside for h in hists.values()) == n_constituents
+
+
+# ---------------------------------------------------------------- the tools on real files
+
+
+def test_tools_end_to_end(generated_dir, tmp_path):
+    """Both CLIs on generated ROOT files (read through weaver's pipeline) with an untrained small model."""
+    dc_path = REPO_ROOT / "data" / "jets_kin.yaml"
+    data_config, samples = load_events(dc_path, [str(generated_dir / "*.root")], 12)
+    assert len(samples["signal"]) == 12 and len(samples["background"]) == 12
+    pf = samples["signal"].group("pf_features")
+    assert pf.shape[1:] == (14, 128) and float(pf[:, 0].abs().max()) < 2.0  # aligned eta', not standardised
+
+    model, _ = make_model(data_config)
+    weights = tmp_path / "net_state.pt"
+    torch.save(model.state_dict(), weights)
+    options = sum((["-o", key, repr(value)] for key, value in SMALL.items()), [])
+    common = ["-c", str(dc_path), "-m", str(weights), "--files", str(generated_dir / "*.root"), "--events", "12",
+              "--batch-size", "8", "-o", "fusion", "'cross'", *options]
+    assert attention_main([*common, "--outdir", str(tmp_path / "att"), "--constituents", "5"]) == 0
+    assert gradcam_main([*common, "--outdir", str(tmp_path / "gc"), "--bins", "8"]) == 0
+    att = np.load(tmp_path / "att" / "attention_maps.npz")
+    assert att["signal_self_pf_mean"].shape == (2, 11, 11) and att["background_cross_mean"].shape == (2, 10, 11)
+    assert (tmp_path / "att" / "cross_L1_mean.png").stat().st_size > 0
+    assert (tmp_path / "att" / "self_pf_L1_signal_heads.png").stat().st_size > 0
+    gc = np.load(tmp_path / "gc" / "gradcam.npz")
+    assert gc["signal_fj1_cam_per_event"].shape == (8, 8) and np.isfinite(gc["background_fj2_cam_sums"]).all()
+    assert (tmp_path / "gc" / "gradcam.png").stat().st_size > 0
