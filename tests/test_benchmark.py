@@ -5,19 +5,35 @@ import math
 import subprocess
 import sys
 
+from multiscale.benchmark import parse_weaver_log
 from multiscale.weaver_io import REPO_ROOT
 
 
 def test_quick_benchmark_writes_finite_figures(tmp_path):
     out = tmp_path / "bench.json"
-    subprocess.run([sys.executable, "tools/benchmark.py", "--quick", "--configs", "matched_model1", "cross",
+    subprocess.run([sys.executable, "tools/benchmark.py", "--quick", "--configs", "matched", "cross3",
                     "--out", str(out)], cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
     result = json.loads(out.read_text())
-    assert [row["config"] for row in result["configs"]] == ["matched_model1", "cross"]
+    assert [row["config"] for row in result["configs"]] == ["matched", "cross3"]
     for row in result["configs"]:
-        for key in ("train_events_per_s", "eager_events_per_s", "onnx_events_per_s", "forward_flops_per_event"):
+        for key in ("train_events_per_s", "train_adamw_fused_events_per_s", "eager_events_per_s",
+                    "onnx_events_per_s", "forward_flops_per_event"):
             assert math.isfinite(row[key]) and row[key] > 0, key
         assert row["onnx_max_abs_diff"] < 1e-4
-    matched, cross = result["configs"]
-    assert cross["forward_flops_per_event"] > matched["forward_flops_per_event"]  # 138 tokens vs 50, wider
-    assert result["machine"]["cores"] >= 1
+        assert row["parameters"] > 0 and row["train_peak_rss_mb"] is not None
+    matched, cross3 = result["configs"]
+    assert cross3["forward_flops_per_event"] > matched["forward_flops_per_event"]  # 2 x 64 + 9 tokens vs 50
+    assert result["machine"]["cores"] >= 1 and len(result["machine"]["loadavg_at_start"]) == 3
+
+
+def test_weaver_log_parser_keeps_training_epochs_only():
+    log = "\n".join([
+        "[INFO] Processed 3000 entries in total (avg. speed 812.5 entries/s)",
+        "[INFO] Train AvgLoss: 0.69000, AvgAcc: 0.50000",
+        "[INFO] Processed 600 entries in total (avg. speed 4000.0 entries/s)",  # validation
+        "[INFO] Evaluation metric ...",
+        "[INFO] Processed 3000 entries in total (avg. speed 1500.0 entries/s)",
+        "[INFO] Train AvgLoss: 0.65000, AvgAcc: 0.60000",
+    ])
+    assert parse_weaver_log(log) == [{"entries": 3000, "events_per_s": 812.5},
+                                     {"entries": 3000, "events_per_s": 1500.0}]

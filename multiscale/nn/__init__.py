@@ -1,5 +1,6 @@
 """Building blocks and the multi-scale model (see ``model.MultiScaleTransformer``)."""
 
+from .allocator import tune_malloc
 from .attention import MultiHeadAttention, recording_attention
 from .blocks import CrossAttentionBlock, SelfAttentionBlock
 from .model import MultiScaleTransformer
@@ -16,4 +17,7 @@ __all__ = [
     "discover_streams",
     "MultiScaleTransformer",
     "PRESETS",
+    "tune_malloc",
 ]
+
+tune_malloc()  # see allocator.py: CPU training steps page-faulted their buffers in again and again

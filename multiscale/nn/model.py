@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .attention import key_padding_bias
-from .blocks import CrossAttentionBlock
+from .blocks import CrossAttentionBlock, Dropout
 from .streams import StreamEncoder, StreamSpec, masked_mean
 
 FUSIONS = ("cross", "concat")
@@ -25,7 +25,7 @@ FUSIONS = ("cross", "concat")
 def mlp_head(in_dim: int, hidden: tuple[int, ...], num_classes: int, dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.GELU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(in_dim, width), nn.GELU(), Dropout(dropout)]
         in_dim = width
     layers.append(nn.Linear(in_dim, num_classes))
     return nn.Sequential(*layers)
