@@ -1,11 +1,14 @@
-"""The benchmark runs end to end in its quick mode and writes sane figures (no timing asserts)."""
+"""tools/benchmark.py in its quick form, the weaver-log parser, and the weaver loop on generated files."""
 
 import json
 import math
 import subprocess
 import sys
 
+import pytest
+
 from multiscale.benchmark import parse_weaver_log
+from multiscale.benchmark.weaver_loop import weaver_throughput
 from multiscale.weaver_io import REPO_ROOT
 
 
@@ -23,7 +26,11 @@ def test_quick_benchmark_writes_finite_figures(tmp_path):
         assert row["parameters"] > 0 and row["train_peak_rss_mb"] is not None
     matched, cross3 = result["configs"]
     assert cross3["forward_flops_per_event"] > matched["forward_flops_per_event"]  # 2 x 64 + 9 tokens vs 50
+    for optimizer in ("adamw", "adamw_fused"):
+        figures = result["matched_training"][optimizer]
+        assert 0 < figures["min"] <= figures["median"] <= figures["max"]
     assert result["machine"]["cores"] >= 1 and len(result["machine"]["loadavg_at_start"]) == 3
+    assert not (tmp_path / "bench.json.part").exists()
 
 
 def test_weaver_log_parser_keeps_training_epochs_only():
@@ -37,3 +44,12 @@ def test_weaver_log_parser_keeps_training_epochs_only():
     ])
     assert parse_weaver_log(log) == [{"entries": 3000, "events_per_s": 812.5},
                                      {"entries": 3000, "events_per_s": 1500.0}]
+
+
+@pytest.mark.integration
+def test_weaver_loop_on_generated_files(generated_dir):
+    result = weaver_throughput([f"sig:{generated_dir}/hh4b_*.root", f"bkg:{generated_dir}/qcd_*.root"],
+                               batch=20, steps=3, epochs=2)
+    assert [epoch["entries"] for epoch in result["epochs"]] == [60, 60]
+    assert all(epoch["events_per_s"] > 0 for epoch in result["epochs"])
+    assert result["steady_events_per_s"] == result["epochs"][-1]["events_per_s"]

@@ -78,14 +78,14 @@ def _force(model, pattern):
     register key) or 'self' (each query on itself, self-attention only). Removed by the caller."""
 
     def hook(module, args):
-        x, context, bias = args
-        length, keys = x.shape[1], context.shape[1]
+        x, bias, *context = args  # MultiHeadAttention.forward(x, attn_bias[, context])
+        length, keys = x.shape[1], (context[0] if context else x).shape[1]
         extra = torch.full((length, keys), -50.0)
         if pattern == "key0":
             extra[:, 0] = 0.0
         else:
             extra.fill_diagonal_(0.0)
-        return x, context, bias + extra
+        return (x, bias + extra, *context)
 
     if pattern == "key0":
         modules = [m for m in model.modules() if m.__class__.__name__ == "MultiHeadAttention"]
@@ -127,14 +127,15 @@ def test_forced_attention_pattern_comes_out_of_the_maps(configs, pattern):
 
 
 def test_uniform_attention_is_averaged_over_valid_pairs_only(configs):
-    """q_proj = 0: every query spreads 1 / (1 + n1 + n2) over the valid keys. The map of a pair is the
+    """Query projection = 0: every query spreads 1 / (1 + n1 + n2) over the valid keys. The map of a pair is the
     mean of that over the events holding both tokens: padding must neither dilute nor enter it."""
     dc = configs["jets_kin"]
     model, info = make_model(dc)
     last = model.encoders["pf"].blocks[-1].attn
-    with torch.no_grad():
-        last.q_proj.weight.zero_()
-        last.q_proj.bias.zero_()
+    dim = last.out_proj.in_features
+    with torch.no_grad():  # the packed projection's first third gives the queries
+        last.qkv_proj.weight[:dim].zero_()
+        last.qkv_proj.bias[:dim].zero_()
     maps = attention_maps(model, dc, [two_jet_inputs(dc, info)], layer=-1, k=K)
     mean, counts = maps["self:pf"].acc.mean(), maps["self:pf"].acc.counts
 

@@ -1,33 +1,37 @@
+#!/usr/bin/env python3
 """Benchmark the model configurations: parameters, FLOPs, training and inference throughput
 (PyTorch eager and onnxruntime), peak memory, the cost against the constituent count and the batch
-size, and optionally weaver's own training loop on ROOT files.
+size, weaver's own training loop on ROOT files, and on a GPU bf16, torch.compile and MFU.
 
-    python tools/benchmark.py --out docs/benchmark_cpu.json            # all configurations, < 5 min
+    python tools/benchmark.py --out docs/benchmark_cpu.json        # everything, < 5 min on 2 cores
     python tools/benchmark.py --quick --configs matched --out /tmp/b.json   # seconds
-    python tools/benchmark.py --only-weaver --weaver-data 'sig:/tmp/bench_gen/hh4b_*.root' \\
-        'bkg:/tmp/bench_gen/qcd_*.root' --out docs/benchmark_weaver.json
 
 Figures are medians of repeated timed calls after warm-up; the machine load (loadavg) is recorded
-before and after each part, since other processes on the machine change the figures.
+beside each part, since other processes on the machine change the figures. The weaver loop reads
+--weaver-data, else $DATADIR_hh4b/train (the demo's sample), else a 300 + 300 event sample that it
+generates first (~30 s). See docs/performance.md.
 """
 
 import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import torch  # noqa: E402
 
-from multiscale import benchmark as bench  # noqa: E402
+from multiscale.benchmark import configs, gpu, suite, weaver_loop  # noqa: E402
+from multiscale.benchmark.configs import MATCHED_BATCH  # noqa: E402
+from multiscale.benchmark.timing import train_throughput  # noqa: E402
 
 COLUMNS = [  # (key, header, format)
     ("config", "config", "s"), ("parameters", "params", "d"), ("forward_flops_per_event", "MFLOP/ev fwd", "M"),
-    ("train_batch", "train b", "d"), ("train_events_per_s", "train ev/s", ".0f"),
-    ("train_adamw_fused_events_per_s", "train ev/s fusedAdamW", ".0f"), ("train_peak_rss_mb", "train MB", ".0f"),
+    ("train_batch", "train b", "d"), ("train_events_per_s", "train ev/s AdamW", ".0f"),
+    ("train_adamw_fused_events_per_s", "train ev/s fused", ".0f"), ("train_peak_rss_mb", "train MB", ".0f"),
     ("infer_batch", "infer b", "d"), ("eager_events_per_s", "eager ev/s", ".0f"),
     ("onnx_events_per_s", "onnx ev/s", ".0f"), ("onnx_max_abs_diff", "|torch-onnx|", ".1e"),
     ("eager_peak_rss_mb", "infer MB", ".0f"),
@@ -43,6 +47,7 @@ def _fmt(value, fmt):
 
 
 def table(rows, columns=None):
+    """Plain-text table of ``rows`` (dicts); ``columns`` as in COLUMNS, default: every scalar key."""
     if not rows:
         return ""
     columns = columns or [(k, k, ".4g" if isinstance(v, float) else ("d" if isinstance(v, int) else "s"))
@@ -55,61 +60,105 @@ def table(rows, columns=None):
     return "\n".join(lines)
 
 
-def main():
+def default_weaver_data(tmp):
+    """$DATADIR_hh4b/train when it holds hh4b and QCD files, else a freshly generated sample."""
+    train = Path(os.environ.get("DATADIR_hh4b", configs.REPO_ROOT / "datasets" / "hh4b")) / "train"
+    if list(train.glob("hh4b_*.root")) and list(train.glob("qcd_*.root")):
+        return [f"sig:{train}/hh4b_*.root", f"bkg:{train}/qcd_*.root"]
+    log(f"no sample in {train}: generating 300 hh4b + 300 QCD events")
+    return weaver_loop.generate_sample(tmp)
+
+
+_START = time.perf_counter()
+
+
+def log(message):
+    print(f"[{time.perf_counter() - _START:5.0f}s] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--configs", nargs="+", default=list(bench.CONFIGS), choices=list(bench.CONFIGS))
-    parser.add_argument("--out", default="benchmark.json", help="JSON file to write (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="tiny batches, one repeat, no sweeps: a smoke test")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per figure (median; default 5)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch and onnxruntime threads (default: torch's choice, the physical cores)")
-    parser.add_argument("--no-sweeps", action="store_true", help="skip the token-count and batch-size sweeps")
-    parser.add_argument("--weaver-data", nargs="+", default=None, metavar="NAME:GLOB",
-                        help="also time weaver's training loop on these ROOT files (weaver's --data-train syntax)")
-    parser.add_argument("--weaver-steps", type=int, default=60, help="steps per weaver epoch (default 60)")
-    parser.add_argument("--only-weaver", action="store_true", help="only the weaver measurement")
-    args = parser.parse_args()
+    add = parser.add_argument
+    add("--configs", nargs="+", default=list(configs.CONFIGS), choices=list(configs.CONFIGS))
+    add("--out", default="benchmark.json", help="JSON file to write (default: %(default)s)")
+    add("--quick", action="store_true", help="tiny batches, one repeat, no sweeps, no weaver: a smoke test")
+    add("--repeats", type=int, default=5, help="timed calls per figure (median; default %(default)s)")
+    add("--rounds", type=int, default=5, help="rounds of the matched training figure (default %(default)s)")
+    add("--matched-only", action="store_true", help="only the matched configuration's training figure (rounds)")
+    add("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's choice)")
+    add("--no-sweeps", action="store_true", help="skip the token-count and batch-size sweeps")
+    add("--no-weaver", action="store_true", help="skip the weaver training loop")
+    add("--weaver-data", nargs="+", default=None, metavar="NAME:GLOB",
+        help="ROOT files for the weaver loop, weaver's --data-train syntax (default: see above)")
+    add("--weaver-steps", type=int, default=60, help="steps per weaver epoch (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    start = time.perf_counter()
-    result = {"machine": bench.machine(), "commands": " ".join(sys.argv)}
-    result["machine"]["rss_method"] = "VmHWM after clear_refs (see multiscale.benchmark.peak_rss)"
+    result = {"machine": suite.machine(), "command": " ".join(["tools/benchmark.py"] + sys.argv[1:])}
+    sizes = {"matched": (MATCHED_BATCH, configs.INFER_BATCH)}
+    default_sizes = (configs.TRAIN_BATCH, configs.INFER_BATCH)
+    repeats = args.repeats
     if args.quick:
-        repeats, sizes = 1, {"matched": (8, 8)}
-    else:
-        repeats, sizes = args.repeats, {"matched": (bench.MATCHED_BATCH, bench.INFER_BATCH)}
-    default_sizes = (8, 8) if args.quick else (bench.TRAIN_BATCH, bench.INFER_BATCH)
+        sizes, default_sizes, repeats = {}, (8, 8), 1
 
-    if not args.only_weaver:
-        result["configs"] = []
-        for name in args.configs:
-            train_batch, infer_batch = sizes.get(name, default_sizes)
-            load = os.getloadavg()
-            row = bench.measure_config(name, train_batch, infer_batch, repeats)
-            row["loadavg"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]
-            result["configs"].append(row)
-            print(f"[{time.perf_counter() - start:5.0f}s] {name}: train {row['train_events_per_s']:.0f} ev/s, "
-                  f"eager {row['eager_events_per_s']:.0f} ev/s, onnx {row['onnx_events_per_s']:.0f} ev/s "
-                  f"(loadavg {row['loadavg']})", file=sys.stderr)
-        if not (args.quick or args.no_sweeps):
-            load = os.getloadavg()
-            result["token_sweep"] = bench.token_sweep()
-            result["batch_sweep"] = bench.batch_sweep()
-            result["sweeps_loadavg"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]
-            print(f"[{time.perf_counter() - start:5.0f}s] sweeps done", file=sys.stderr)
-        if torch.cuda.is_available() and not args.quick:
-            result["gpu"] = bench.gpu_figures()
-    if args.weaver_data:
-        result["weaver"] = bench.weaver_throughput(args.weaver_data, steps=args.weaver_steps, threads=args.threads)
-        result["weaver"]["pure_model_events_per_s"] = bench.pure_model_reference("cross", 50)
-        result["weaver"]["pure_model_note"] = "cross (data/jets_kin.yaml), batch 50, default AdamW, synthetic inputs"
+    if "matched" in args.configs or args.matched_only:
+        result["matched_training"] = suite.matched_training(1 if args.quick else args.rounds, 2 if args.quick else 20)
+        m = result["matched_training"]
+        log(f"matched training, batch {MATCHED_BATCH}: AdamW {m['adamw']['median']:.0f} ev/s, "
+            f"fused AdamW {m['adamw_fused']['median']:.0f} ev/s (median of {m['rounds']} rounds, loadavg {m['loadavg']})")
+    if args.matched_only:
+        return _finish(result)
+    result["configs"] = []
+    for name in args.configs:
+        train_batch, infer_batch = sizes.get(name, default_sizes)
+        load = os.getloadavg()[0]
+        row = suite.measure_config(name, train_batch, infer_batch, repeats)
+        row["loadavg"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+        result["configs"].append(row)
+        log(f"{name}: train {row['train_adamw_fused_events_per_s']:.0f} ev/s, eager {row['eager_events_per_s']:.0f} "
+            f"ev/s, onnx {row['onnx_events_per_s']:.0f} ev/s (loadavg {row['loadavg']})")
+    if not (args.quick or args.no_sweeps):
+        load = os.getloadavg()[0]
+        result["token_sweep"] = suite.token_sweep()
+        log("token sweep done")
+        result["batch_sweep"] = suite.batch_sweep()
+        result["sweeps_loadavg"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+        log("batch sweep done")
+    if torch.cuda.is_available() and not args.quick:
+        result["gpu"] = gpu.gpu_figures()
+        log("GPU figures done")
+    if not (args.quick or args.no_weaver):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = args.weaver_data or default_weaver_data(tmp)
+            log(f"weaver loop on {data}")
+            result["weaver"] = weaver_loop.weaver_throughput(data, steps=args.weaver_steps)
+        model, info = configs.build_from("jets.yaml", weaver_loop.WEAVER_MATCHED_OPTIONS)
+        result["weaver"]["pure_model_fused_events_per_s"] = train_throughput(
+            model, configs.inputs_for(info, MATCHED_BATCH), 20, "adamw_fused")
+        log(f"weaver loop: {result['weaver']['epochs']}")
+    return _finish(result)
+
+
+def _finish(result):
     result["machine"]["loadavg_at_end"] = os.getloadavg()
-    result["seconds"] = time.perf_counter() - start
+    result["seconds"] = time.perf_counter() - _START
+    return result
 
+
+def report(result):
+    if "matched_training" in result:
+        m = result["matched_training"]
+        print(f"matched configuration (50 x 7 tokens, 5 heads, 3 layers, batch {m['batch']}), training events/s "
+              f"over {m['rounds']} rounds of {m['steps_per_round']} steps, loadavg {m['loadavg']}:")
+        for optimizer in suite.OPTIMIZERS:
+            r = m[optimizer]
+            print(f"  {optimizer:12s} median {r['median']:6.0f}   min {r['min']:6.0f}   max {r['max']:6.0f}")
     if "configs" in result:
-        print(table(result["configs"], COLUMNS))
+        print("\n" + table(result["configs"], COLUMNS))
         print("\nonnxruntime graph after ORT_ENABLE_ALL (nodes exported -> optimised; fused operators):")
         for row in result["configs"]:
             print(f"  {row['config']}: {row['onnx_nodes_exported']} -> {row['onnx_nodes_optimized']} "
@@ -117,18 +166,28 @@ def main():
     for key in ("token_sweep", "batch_sweep"):
         if key in result:
             print(f"\n{key}\n{table(result[key])}")
-    if "gpu" in result and result["gpu"]:
+    if result.get("gpu"):
         print(f"\ngpu ({result['gpu']['device']})\n{table(result['gpu']['configs'])}")
     if "weaver" in result:
         w = result["weaver"]
-        print(f"\nweaver (batch {w['batch']}, {w['steps_per_epoch']} steps/epoch): per epoch {w['epochs']}; "
-              f"pure model {w['pure_model_events_per_s']:.0f} ev/s; wall {w['wall_s']:.0f} s")
+        print(f"\nweaver loop (matched model from data/jets.yaml, batch {w['batch']}, {w['steps_per_epoch']} "
+              f"steps/epoch, fused AdamW): per epoch {w['epochs']}; the same model on synthetic inputs "
+              f"{w['pure_model_fused_events_per_s']:.0f} ev/s; wall {w['wall_s']:.0f} s")
     print(f"\nmachine: {result['machine']}\n{result['seconds']:.0f} s")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    print(f"wrote {args.out}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = run(args)
+    report(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    tmp.replace(out)  # never a half-written file
+    print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

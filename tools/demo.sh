@@ -2,7 +2,7 @@
 # The main job on a fresh machine, run by `./train_multiscale.sh demo` (after env.sh):
 # generate a small hh4b + QCD + ttbar sample if it is not there, train the cross-attention model,
 # predict on the held-out test sample, export ONNX, check ONNX against PyTorch through weaver's own
-# prediction loop, and evaluate (ROC plot + metrics).
+# prediction loop, evaluate (ROC plot + metrics), and open the model: attention maps and Grad-CAM.
 #
 # Sizes (env): DEMO_SIGNAL signal training events (background: as many, 90% QCD + 10% ttbar),
 # DEMO_TEST_SIGNAL likewise for the test sample, DEMO_EPOCHS, DEMO_BATCH, JOBS (generator processes).
@@ -39,12 +39,21 @@ python tools/compare_predictions.py "$rundir/pred.root" "$rundir/pred_onnx.root"
 step "evaluating"
 python tools/evaluate.py "$rundir/pred.root" --names cross --outdir "$rundir/eval"
 
+step "interpretability: attention maps and Grad-CAM on the test sample"
+interpret=(-c data/jets_kin.yaml -n networks/multiscale_cross.py -m "$rundir/net_best_epoch_state.pt"
+           --files "$DATADIR_hh4b/test/*.root" --events "$DEMO_TEST_SIGNAL" -o fusion "'cross'" -o preset "'default'"
+           --label "demo model")
+python tools/attention_maps.py "${interpret[@]}" --relative --outdir "$rundir/interpret/attention" >/dev/null
+python tools/gradcam.py "${interpret[@]}" --log --outdir "$rundir/interpret/gradcam" >/dev/null
+
 step "done in $((SECONDS - start)) s"
 cat <<MSG
   model          $rundir/net_best_epoch_state.pt
   predictions    $rundir/pred.root   (TTree Events: scores, labels, observers)
   ONNX model     $rundir/model.onnx  (+ preprocess.json)
   ROC plot       $rundir/eval/roc.png
+  attention maps $rundir/interpret/attention/*.png   (docs/interpretability.md explains them)
+  Grad-CAM       $rundir/interpret/gradcam/gradcam.png, gradcam_jets.png
   metrics        $rundir/eval/metrics.json, $rundir/eval/metrics.md
   training log   $rundir/train.log   (tensorboard: runs/)
 MSG

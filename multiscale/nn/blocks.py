@@ -7,12 +7,13 @@ from .attention import MultiHeadAttention
 
 
 def _fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    # 16 random bits per element, four per 64-bit draw of the CPU generator (full range, so every
-    # 16-bit lane is uniform): p is honoured to 1/65536
+    # one random byte per element, eight per 64-bit draw of the CPU generator; the rate is p rounded
+    # to a multiple of 1/256 and the scale is that of the rounded rate, so the expectation is kept
     n = x.numel()
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
-    keep = bits.view(torch.int16)[:n].view(x.shape) >= round(p * 65536) - 32768
-    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+    threshold = round(p * 256)
+    bits = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    keep = bits.view(torch.uint8)[:n].view(x.shape) >= threshold
+    return x * keep.to(x.dtype).mul_(256 / (256 - threshold))
 
 
 class Dropout(nn.Dropout):
@@ -45,8 +46,7 @@ class SelfAttentionBlock(nn.Module):
         self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor) -> torch.Tensor:
-        h = self.norm_attn(x)
-        x = x + self.drop(self.attn(h, h, attn_bias))
+        x = x + self.drop(self.attn(self.norm_attn(x), attn_bias))
         return x + self.drop(self.ffn(self.norm_ffn(x)))
 
 
@@ -63,5 +63,5 @@ class CrossAttentionBlock(nn.Module):
         self.drop = Dropout(dropout)
 
     def forward(self, query: torch.Tensor, context: torch.Tensor, attn_bias: torch.Tensor) -> torch.Tensor:
-        x = query + self.drop(self.attn(self.norm_query(query), self.norm_context(context), attn_bias))
+        x = query + self.drop(self.attn(self.norm_query(query), attn_bias, self.norm_context(context)))
         return x + self.drop(self.ffn(self.norm_ffn(x)))

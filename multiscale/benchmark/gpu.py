@@ -1,0 +1,44 @@
+"""GPU figures: fp32 and bf16-autocast training, ``torch.compile``, model FLOP utilisation.
+
+MFU = achieved training FLOP/s / the device's dense bf16 peak, with training FLOPs per event =
+3 x the forward FLOPs counted by ``timing.forward_flops`` (backward ~ 2 x forward).
+"""
+
+import torch
+
+from .configs import build, inputs_for
+from .timing import eager_inference_throughput, forward_flops, train_throughput
+
+# dense bf16 peak (FLOP/s) of the GPUs this project may be lent (SXM figures; an H100 PCIe: 756e12)
+GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12}
+
+
+def gpu_figures(names=("matched", "cross"), batch=512, repeats=10):
+    """None without CUDA; else a dict with one row per configuration."""
+    if not torch.cuda.is_available():
+        return None
+    device_name = torch.cuda.get_device_name()
+    peak = next((v for k, v in GPU_PEAK_BF16.items() if k in device_name), None)
+    out = {"device": device_name, "peak_bf16_flops": peak, "batch": batch, "configs": []}
+    for name in names:
+        model, info = build(name)
+        inputs = inputs_for(info, batch, device="cuda")
+        flops = 3 * forward_flops(model.cuda(), inputs) / batch
+        row = {"config": name, "train_flops_per_event": flops}
+        row["fp32_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", "cuda")
+        row["bf16_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", "cuda", torch.bfloat16)
+        try:
+            compiled = torch.compile(build(name)[0].cuda())
+            row["bf16_compiled_events_per_s"] = train_throughput(compiled, inputs, repeats, "adamw_fused", "cuda",
+                                                                 torch.bfloat16)
+        except Exception as err:  # compile needs a working triton: report rather than fail
+            row["compile_error"] = f"{type(err).__name__}: {err}"[:300]
+        torch.cuda.reset_peak_memory_stats()
+        row["eager_infer_events_per_s"] = eager_inference_throughput(model, inputs, repeats, "cuda")
+        row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        if peak:
+            best = max(v for k, v in row.items() if k.startswith("bf16") and k.endswith("events_per_s"))
+            row["mfu"] = best * flops / peak
+            row["mfu_formula"] = f"{best:.0f} events/s x {flops:.3g} FLOP/event / {peak:.3g} FLOP/s"
+        out["configs"].append(row)
+    return out

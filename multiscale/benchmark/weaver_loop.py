@@ -1,0 +1,81 @@
+"""Training events/s of the real weaver loop on ROOT files, read from weaver's own log.
+
+The model is ``matched`` (see ``configs``) fed from data/jets.yaml: the network keeps the 50
+leading constituents and the 7 kinematic features of its particle stream (``jet_max_tokens``,
+``jet_max_features``), so the pure-model figure on synthetic 50 x 7 inputs and this one describe
+the same network. What weaver adds: reading the files and building the inputs (the first epoch,
+with --in-memory), then per step the batch from memory, its gradient clipping, ``.item()`` calls
+and progress bar.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from multiscale.weaver_io import REPO_ROOT
+
+from .configs import MATCHED_OPTIONS
+
+WEAVER_MATCHED_OPTIONS = {**MATCHED_OPTIONS, "jet_max_tokens": 50, "jet_max_features": 7}
+_PROCESSED = re.compile(r"Processed (\d+) entries in total \(avg\. speed ([\d.]+) entries/s\)")
+
+
+def parse_weaver_log(text):
+    """Training-epoch speeds from weaver's log: each 'Processed N entries ... (avg. speed X
+    entries/s)' line directly followed by 'Train AvgLoss' (validation lines are not)."""
+    lines = text.splitlines()
+    epochs = []
+    for i, line in enumerate(lines):
+        match = _PROCESSED.search(line)
+        if match and i + 1 < len(lines) and "Train AvgLoss" in lines[i + 1]:
+            epochs.append({"entries": int(match.group(1)), "events_per_s": float(match.group(2))})
+    return epochs
+
+
+def generate_sample(outdir, events=300, seed=7):
+    """A small hh4b + QCD sample with the project's generator, for when no ROOT files are given."""
+    for process in ("hh4b", "qcd"):
+        subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "generate_events.py"), "--process", process,
+                        "--events", str(events), "--events-per-file", str((events + 1) // 2), "--jobs", "2",
+                        "--seed", str(seed), "--outdir", str(outdir)], check=True, capture_output=True)
+    return [f"sig:{outdir}/hh4b_*.root", f"bkg:{outdir}/qcd_*.root"]
+
+
+def weaver_throughput(train_globs, data_config="data/jets.yaml", batch=50, steps=60, epochs=2,
+                      options=WEAVER_MATCHED_OPTIONS, optimizer_options=(("fused", True),)):
+    """Run ``weaver --in-memory --steps-per-epoch`` and return its per-epoch speeds.
+
+    weaver times each epoch's loop itself (the 'avg. speed' of its log). With --in-memory the
+    ROOT files are read and preprocessed when the first epoch's loader starts, inside that timer:
+    epoch 1 = loading + training, the last epoch = the steady loop. The wall clock of the whole
+    command (start-up, validation, saving) is reported beside them.
+    """
+    network_options = [x for name, value in options.items() for x in ("-o", name, repr(value))]
+    optimizer_args = [x for name, value in optimizer_options for x in ("-p", name, repr(value))]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "train.log")
+        cmd = [sys.executable, "-m", "weaver.train", "--data-config", str(data_config),
+               "--network-config", "networks/multiscale_cross.py", "--custom-functions", "data/jet_functions.py",
+               *network_options, "--gpus", "", "--data-train", *train_globs, "--in-memory",
+               "--steps-per-epoch", str(steps), "--num-epochs", str(epochs), "--batch-size", str(batch),
+               "--start-lr", "1e-3", "--optimizer", "adamw", *optimizer_args, "--num-workers", "0",
+               "--fetch-step", "1", "--model-prefix", os.path.join(tmp, "net"), "--log", log]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        text = open(log).read() if os.path.exists(log) else ""
+        if proc.returncode:
+            raise RuntimeError(f"weaver failed ({proc.returncode}):\n{(proc.stderr or text)[-3000:]}")
+    per_epoch = parse_weaver_log(text)
+    return {
+        "command": " ".join(["weaver"] + cmd[3:]).replace(tmp, "$TMP"),
+        "batch": batch, "steps_per_epoch": steps,
+        "epochs": per_epoch,
+        "steady_events_per_s": per_epoch[-1]["events_per_s"] if per_epoch else None,
+        "first_epoch_events_per_s": per_epoch[0]["events_per_s"] if per_epoch else None,
+        "wall_s": wall,
+        "loadavg": os.getloadavg(),
+    }
