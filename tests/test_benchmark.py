@@ -53,3 +53,14 @@ def test_weaver_loop_on_generated_files(generated_dir):
     assert [epoch["entries"] for epoch in result["epochs"]] == [60, 60]
     assert all(epoch["events_per_s"] > 0 for epoch in result["epochs"])
     assert result["steady_events_per_s"] == result["epochs"][-1]["events_per_s"]
+
+
+def test_accelerator_figures_and_mfu_on_cpu():
+    """The GPU code path (no GPU in CI): run on the CPU with a made-up peak, check the MFU arithmetic."""
+    from multiscale.benchmark.gpu import gpu_figures
+
+    result = gpu_figures(names=("matched",), batch=4, repeats=1, device="cpu", compile=False, peak=1e12)
+    (row,) = result["configs"]
+    best = max(row["bf16_events_per_s"], row.get("bf16_compiled_events_per_s", 0))
+    assert row["fp32_events_per_s"] > 0 and best > 0
+    assert math.isclose(row["mfu"], best * row["train_flops_per_event"] / 1e12)

@@ -122,3 +122,29 @@ def test_malloc_tuning_can_be_switched_off():
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"MULTISCALE_MALLOC_TUNING": "0", "PATH": ""}).stdout.strip()
     assert on == "True" and off == "False"
+
+
+def test_layer_norm_fast_backward_equals_native():
+    from multiscale.nn.layernorm import LayerNorm, replace_layer_norms
+
+    torch.manual_seed(0)
+    native = torch.nn.LayerNorm(12)
+    torch.nn.init.normal_(native.weight)
+    torch.nn.init.normal_(native.bias)
+    fast = replace_layer_norms(torch.nn.Sequential(native))[0]
+    assert type(fast) is LayerNorm and fast is not native
+    torch.testing.assert_close(fast.weight, native.weight)
+    x = torch.randn(5, 7, 12, requires_grad=True)
+    grad = torch.randn(5, 7, 12)
+    results = []
+    for layer in (native, fast):
+        x.grad = None
+        layer.zero_grad()
+        out = layer(x)
+        out.backward(grad)
+        results.append((out.detach(), x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone()))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    threads = torch.get_num_threads()
+    fast(x).sum().backward()
+    assert torch.get_num_threads() == threads  # the one-thread section restores the setting

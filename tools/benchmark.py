@@ -83,8 +83,8 @@ def parse_args(argv=None):
     add("--configs", nargs="+", default=list(configs.CONFIGS), choices=list(configs.CONFIGS))
     add("--out", default="benchmark.json", help="JSON file to write (default: %(default)s)")
     add("--quick", action="store_true", help="tiny batches, one repeat, no sweeps, no weaver: a smoke test")
-    add("--repeats", type=int, default=5, help="timed calls per figure (median; default %(default)s)")
-    add("--rounds", type=int, default=5, help="rounds of the matched training figure (default %(default)s)")
+    add("--repeats", type=int, default=7, help="timed calls per figure (median; default %(default)s)")
+    add("--rounds", type=int, default=7, help="rounds of the matched training figure (default %(default)s)")
     add("--matched-only", action="store_true", help="only the matched configuration's training figure (rounds)")
     add("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's choice)")
     add("--no-sweeps", action="store_true", help="skip the token-count and batch-size sweeps")
@@ -106,7 +106,7 @@ def run(args):
         sizes, default_sizes, repeats = {}, (8, 8), 1
 
     if "matched" in args.configs or args.matched_only:
-        result["matched_training"] = suite.matched_training(1 if args.quick else args.rounds, 2 if args.quick else 20)
+        result["matched_training"] = suite.matched_training(1 if args.quick else args.rounds, 2 if args.quick else 30)
         m = result["matched_training"]
         log(f"matched training, batch {MATCHED_BATCH}: AdamW {m['adamw']['median']:.0f} ev/s, "
             f"fused AdamW {m['adamw_fused']['median']:.0f} ev/s (median of {m['rounds']} rounds, loadavg {m['loadavg']})")

@@ -1,4 +1,4 @@
-"""GPU figures: fp32 and bf16-autocast training, ``torch.compile``, model FLOP utilisation.
+"""Accelerator figures: fp32 and bf16-autocast training, ``torch.compile``, model FLOP utilisation.
 
 MFU = achieved training FLOP/s / the device's dense bf16 peak, with training FLOPs per event =
 3 x the forward FLOPs counted by ``timing.forward_flops`` (backward ~ 2 x forward).
@@ -13,29 +13,37 @@ from .timing import eager_inference_throughput, forward_flops, train_throughput
 GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12}
 
 
-def gpu_figures(names=("matched", "cross"), batch=512, repeats=10):
-    """None without CUDA; else a dict with one row per configuration."""
-    if not torch.cuda.is_available():
+def gpu_figures(names=("matched", "cross"), batch=512, repeats=10, device="cuda", compile=True, peak=None):
+    """None when ``device`` is cuda and there is none; else a dict with one row per configuration.
+
+    ``peak`` (FLOP/s) defaults to the table above for the CUDA device's name; ``device="cpu"`` runs
+    the same code on the CPU (the tests do, with a made-up peak).
+    """
+    if device == "cuda" and not torch.cuda.is_available():
         return None
-    device_name = torch.cuda.get_device_name()
-    peak = next((v for k, v in GPU_PEAK_BF16.items() if k in device_name), None)
+    device_name = torch.cuda.get_device_name() if device == "cuda" else device
+    if peak is None:
+        peak = next((v for k, v in GPU_PEAK_BF16.items() if k in device_name), None)
     out = {"device": device_name, "peak_bf16_flops": peak, "batch": batch, "configs": []}
     for name in names:
         model, info = build(name)
-        inputs = inputs_for(info, batch, device="cuda")
-        flops = 3 * forward_flops(model.cuda(), inputs) / batch
+        inputs = inputs_for(info, batch, device=device)
+        flops = 3 * forward_flops(model.to(device), inputs) / batch
         row = {"config": name, "train_flops_per_event": flops}
-        row["fp32_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", "cuda")
-        row["bf16_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", "cuda", torch.bfloat16)
-        try:
-            compiled = torch.compile(build(name)[0].cuda())
-            row["bf16_compiled_events_per_s"] = train_throughput(compiled, inputs, repeats, "adamw_fused", "cuda",
-                                                                 torch.bfloat16)
-        except Exception as err:  # compile needs a working triton: report rather than fail
-            row["compile_error"] = f"{type(err).__name__}: {err}"[:300]
-        torch.cuda.reset_peak_memory_stats()
-        row["eager_infer_events_per_s"] = eager_inference_throughput(model, inputs, repeats, "cuda")
-        row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        row["fp32_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", device)
+        row["bf16_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", device, torch.bfloat16)
+        if compile:
+            try:
+                compiled = torch.compile(build(name)[0].to(device))
+                row["bf16_compiled_events_per_s"] = train_throughput(compiled, inputs, repeats, "adamw_fused", device,
+                                                                     torch.bfloat16)
+            except Exception as err:  # compile needs a working triton: report rather than fail
+                row["compile_error"] = f"{type(err).__name__}: {err}"[:300]
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        row["eager_infer_events_per_s"] = eager_inference_throughput(model, inputs, repeats, device)
+        if device == "cuda":
+            row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
         if peak:
             best = max(v for k, v in row.items() if k.startswith("bf16") and k.endswith("events_per_s"))
             row["mfu"] = best * flops / peak

@@ -15,6 +15,7 @@ Three interchangeable kernels compute softmax(q k^T / sqrt(d) + bias) v:
   compute or store them.
 """
 
+import os
 import warnings
 from contextlib import contextmanager
 
@@ -23,7 +24,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # "auto" (the rule of the module docstring), or force one kernel: "sdpa", "bmm"
-ATTENTION_KERNEL = "auto"
+ATTENTION_KERNEL = os.environ.get("MULTISCALE_ATTENTION_KERNEL", "auto")
+if ATTENTION_KERNEL not in ("auto", "sdpa", "bmm"):
+    raise ValueError(f"MULTISCALE_ATTENTION_KERNEL must be auto, sdpa or bmm, got {ATTENTION_KERNEL!r}")
 BMM_MAX_HEAD_DIM = 16
 # N*H*L*S elements; measured on a 2-core AMD EPYC with a 32 MB L3: 9.6M (128 events x 8 heads x
 # 97 x 97) still 18% faster with bmm, 17M (129 x 129) 21% slower

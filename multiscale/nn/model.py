@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from .attention import key_padding_bias
 from .blocks import CrossAttentionBlock, Dropout
+from .layernorm import replace_layer_norms
 from .streams import StreamEncoder, StreamSpec, masked_mean
 
 FUSIONS = ("cross", "concat")
@@ -94,6 +95,7 @@ class MultiScaleTransformer(nn.Module):
         else:
             pooled_dim = sum(width.values())
         self.head = mlp_head(pooled_dim, tuple(mlp_dims), num_classes, dropout)
+        replace_layer_norms(self)  # all of them, weaver's Embed included: see layernorm.py
 
     def encode(self, *inputs: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Run every stream's encoder: {stream: (tokens (N, 1 + P, D), valid (N, 1 + P))}."""
