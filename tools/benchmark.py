@@ -86,6 +86,7 @@ def parse_args(argv=None):
     add("--repeats", type=int, default=7, help="timed calls per figure (median; default %(default)s)")
     add("--rounds", type=int, default=7, help="rounds of the matched training figure (default %(default)s)")
     add("--matched-only", action="store_true", help="only the matched configuration's training figure (rounds)")
+    add("--compile", action="store_true", help="matched training also with torch.compile (compiles for ~20 s)")
     add("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's choice)")
     add("--no-sweeps", action="store_true", help="skip the token-count and batch-size sweeps")
     add("--no-weaver", action="store_true", help="skip the weaver training loop")
@@ -106,7 +107,8 @@ def run(args):
         sizes, default_sizes, repeats = {}, (8, 8), 1
 
     if "matched" in args.configs or args.matched_only:
-        result["matched_training"] = suite.matched_training(1 if args.quick else args.rounds, 2 if args.quick else 30)
+        result["matched_training"] = suite.matched_training(1 if args.quick else args.rounds, 2 if args.quick else 30,
+                                                            compiled=args.compile)
         m = result["matched_training"]
         log(f"matched training, batch {MATCHED_BATCH}: AdamW {m['adamw']['median']:.0f} ev/s, "
             f"fused AdamW {m['adamw_fused']['median']:.0f} ev/s (median of {m['rounds']} rounds, loadavg {m['loadavg']})")
@@ -154,9 +156,12 @@ def report(result):
         m = result["matched_training"]
         print(f"matched configuration (50 x 7 tokens, 5 heads, 3 layers, batch {m['batch']}), training events/s "
               f"over {m['rounds']} rounds of {m['steps_per_round']} steps, loadavg {m['loadavg']}:")
-        for optimizer in suite.OPTIMIZERS:
-            r = m[optimizer]
-            print(f"  {optimizer:12s} median {r['median']:6.0f}   min {r['min']:6.0f}   max {r['max']:6.0f}")
+        for variant in (*suite.OPTIMIZERS, "adamw_fused_compiled"):
+            if variant in m:
+                r = m[variant]
+                print(f"  {variant:20s} median {r['median']:6.0f}   min {r['min']:6.0f}   max {r['max']:6.0f}")
+        if "compile_seconds" in m:
+            print(f"  (torch.compile took {m['compile_seconds']:.0f} s)")
     if "configs" in result:
         print("\n" + table(result["configs"], COLUMNS))
         print("\nonnxruntime graph after ORT_ENABLE_ALL (nodes exported -> optimised; fused operators):")

@@ -4,6 +4,7 @@ configuration's training figure in rounds, and the sweeps over token count and b
 import os
 import platform
 import statistics
+import time
 
 import torch
 
@@ -50,19 +51,27 @@ def measure_config(name, train_batch, infer_batch, repeats, onnx=True):
     return row
 
 
-def matched_training(rounds=5, steps=20, batch=MATCHED_BATCH):
+def matched_training(rounds=5, steps=20, batch=MATCHED_BATCH, compiled=False):
     """Training events/s of the matched configuration in ``rounds`` rounds of ``steps`` steps
     (median step of each round), both optimizers alternating: the spread between rounds shows how
-    much the machine's other load moved the figure."""
+    much the machine's other load moved the figure. ``compiled``: also a ``torch.compile``d copy
+    (fused AdamW; its compile time is reported apart)."""
     model, info = build("matched")
     inputs = inputs_for(info, batch)
-    per_round = {optimizer: [] for optimizer in OPTIMIZERS}
+    models = {optimizer: model for optimizer in OPTIMIZERS}
+    out = {}
+    if compiled:
+        start = time.perf_counter()
+        models["adamw_fused_compiled"] = torch.compile(build("matched")[0])
+        train_throughput(models["adamw_fused_compiled"], inputs, 1, "adamw_fused")  # compiles
+        out["compile_seconds"] = time.perf_counter() - start
+    per_round = {variant: [] for variant in models}
     loads = []
     for _ in range(rounds):
         loads.append(round(os.getloadavg()[0], 2))
-        for optimizer in OPTIMIZERS:
-            per_round[optimizer].append(train_throughput(model, inputs, steps, optimizer))
-    out = {"config": "matched", "batch": batch, "rounds": rounds, "steps_per_round": steps, "loadavg": loads}
+        for variant, m in models.items():
+            per_round[variant].append(train_throughput(m, inputs, steps, variant.replace("_compiled", "")))
+    out.update({"config": "matched", "batch": batch, "rounds": rounds, "steps_per_round": steps, "loadavg": loads})
     for optimizer, values in per_round.items():
         out[optimizer] = {"median": statistics.median(values), "min": min(values), "max": max(values),
                           "rounds": values}

@@ -3,16 +3,16 @@
 Three interchangeable kernels compute softmax(q k^T / sqrt(d) + bias) v:
 
 - ``F.scaled_dot_product_attention`` (SDPA): on CUDA, and for CPU inference;
-- ``bmm_attention``: for CPU training with narrow heads (``BMM_MAX_HEAD_DIM``) and score matrices
-  that stay small (``BMM_MAX_SCORES``): there SDPA's flash backward loops over (event, head,
-  query block) and was 10-20% slower. Three batched GEMMs and a softmax in a feature-major layout
-  (N*H, d, T), with a hand-written backward whose GEMMs all produce wide outputs, the orientation
-  MKL is fast at. Above ``BMM_MAX_SCORES`` the (N*H, L, S) matrices no longer stay in cache and
-  the flash kernel wins (docs/performance.md has the figures);
-- ``explicit_attention`` (MatMul, Softmax, MatMul): in ONNX export (in the head-major layout:
-  1.3-2.5x faster in onnxruntime than the exported bmm graph), and inside ``recording_attention``,
-  where it keeps the weights for the interpretability tools; normal training and inference never
-  compute or store them.
+- ``bmm_attention``: for CPU training (fp32) with narrow heads (``BMM_MAX_HEAD_DIM``) and score
+  matrices that stay small (``BMM_MAX_SCORES``), where SDPA's flash backward, which loops over
+  (event, head, query block), was 25-50% slower. Three batched GEMMs and a softmax in a
+  feature-major layout (N*H, d, T), with a hand-written backward whose GEMMs all produce wide
+  outputs, the orientation MKL is fast at. Above ``BMM_MAX_SCORES`` the (N*H, L, S) matrices no
+  longer stay in cache and the flash kernel wins (docs/performance.md has the figures);
+- ``explicit_attention`` (MatMul, Softmax, MatMul): in ONNX export (in the head-major layout,
+  1.6-2.0x faster in onnxruntime than the exported bmm graph for the cross model), and inside
+  ``recording_attention``, where it keeps the weights for the interpretability tools; normal
+  training and inference never compute or store them.
 """
 
 import os
@@ -194,6 +194,7 @@ class MultiHeadAttention(nn.Module):
         return (
             x.device.type == "cpu"
             and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu")
             and not torch.onnx.is_in_onnx_export()
             and self.head_dim <= BMM_MAX_HEAD_DIM
             and x.shape[0] * self.num_heads * x.shape[1] * keys <= BMM_MAX_SCORES

@@ -1,11 +1,12 @@
 """``LayerNorm``: ``nn.LayerNorm`` with a faster CPU backward.
 
 PyTorch's CPU LayerNorm backward reduces the weight and bias gradients over the tokens with
-per-thread buffers, and on the 2-core machine of this project that reduction ran 3x slower with
-2 threads than with 1: 159 us against 38 us for a (50, 51, 40) input, 1.6 of the 16 ms of kernel
-time of a matched-configuration training step (docs/performance.md). Here the input gradient is
-computed by the same native kernel with every thread, and the weight and bias gradients by the
-same native kernel on one thread. Forward, inference, ONNX export and other devices: unchanged.
+per-thread buffers. On the 2-core machine of this project the whole backward of a (50, 51, 40)
+input took 38 us on one thread, 52 us on two, and 159 us on two whenever the machine's second core
+was contended (1.6 of the 16 ms of kernel time of a training step then; tools/reference/microbench.py,
+docs/performance.md). Here the input gradient is computed by the native kernel with every thread
+(15-18 us), and the weight and bias gradients by the same kernel on one thread. Forward, inference,
+autocast, ONNX export and other devices: unchanged.
 """
 
 from contextlib import contextmanager
@@ -52,6 +53,7 @@ class LayerNorm(nn.LayerNorm):
         if (
             x.device.type != "cpu"
             or not torch.is_grad_enabled()
+            or torch.is_autocast_enabled("cpu")
             or torch.jit.is_tracing()
             or torch.onnx.is_in_onnx_export()
             or torch.get_num_threads() == 1
