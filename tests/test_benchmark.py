@@ -56,11 +56,17 @@ def test_weaver_loop_on_generated_files(generated_dir):
 
 
 def test_accelerator_figures_and_mfu_on_cpu():
-    """The GPU code path (no GPU in CI): run on the CPU with a made-up peak, check the MFU arithmetic."""
-    from multiscale.benchmark.gpu import gpu_figures
+    """The GPU code path (no GPU in CI): run on the CPU with a made-up peak, check the MFU arithmetic
+    against FLOPs counted here, and the peak table's lookup by device name."""
+    from multiscale.benchmark import build, forward_flops, inputs_for
+    from multiscale.benchmark.gpu import gpu_figures, peak_bf16
 
     result = gpu_figures(names=("matched",), batch=4, repeats=1, device="cpu", compile=False, peak=1e12)
     (row,) = result["configs"]
-    best = max(row["bf16_events_per_s"], row.get("bf16_compiled_events_per_s", 0))
-    assert row["fp32_events_per_s"] > 0 and best > 0
-    assert math.isclose(row["mfu"], best * row["train_flops_per_event"] / 1e12)
+    model, info = build("matched")
+    train_flops = 3 * forward_flops(model, inputs_for(info, 4)) / 4
+    assert train_flops > 1e6 and math.isclose(row["train_flops_per_event"], train_flops)
+    assert row["fp32_events_per_s"] > 0 and row["bf16_events_per_s"] > 0
+    assert math.isclose(row["mfu"], row["bf16_events_per_s"] * train_flops / 1e12)
+    assert peak_bf16("NVIDIA H100 PCIe") == 756e12 and peak_bf16("NVIDIA H100 80GB HBM3") == 989e12
+    assert peak_bf16("NVIDIA H200") == 989e12 and peak_bf16("NVIDIA A100-SXM4-80GB") is None

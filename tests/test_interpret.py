@@ -231,8 +231,9 @@ def test_gradcam_of_a_one_constituent_toy_lights_its_bin(configs, method):
     events = [(5, 3, 9), (3, 6, 9), (4, 0, 9)]
     inputs = two_jet_inputs(dc, info, events)
     features = inputs[info["input_names"].index("pf_features")]
-    features[:, 0] = torch.rand(features.shape[0], features.shape[2]) * 1.6 - 0.8  # other constituents anywhere
-    features[:, 1] = torch.rand(features.shape[0], features.shape[2]) * 1.6 - 0.8
+    g = torch.Generator().manual_seed(5)
+    features[:, 0] = torch.rand(features.shape[0], features.shape[2], generator=g) * 1.6 - 0.8  # others anywhere
+    features[:, 1] = torch.rand(features.shape[0], features.shape[2], generator=g) * 1.6 - 0.8
     features[:, 0, k], features[:, 1, k] = eta, phi
 
     class OnlyK(nn.Module):

@@ -15,6 +15,7 @@ generates first (~30 s). See docs/performance.md.
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ from multiscale.benchmark.timing import train_throughput  # noqa: E402
 COLUMNS = [  # (key, header, format)
     ("config", "config", "s"), ("parameters", "params", "d"), ("forward_flops_per_event", "MFLOP/ev fwd", "M"),
     ("train_batch", "train b", "d"), ("train_events_per_s", "train ev/s AdamW", ".0f"),
-    ("train_adamw_fused_events_per_s", "train ev/s fused", ".0f"), ("train_peak_rss_mb", "train MB", ".0f"),
+    ("train_adamw_fused_events_per_s", "train ev/s fused", ".0f"), ("train_peak_rss_mb", "train MB (AdamW)", ".0f"),
     ("infer_batch", "infer b", "d"), ("eager_events_per_s", "eager ev/s", ".0f"),
     ("onnx_events_per_s", "onnx ev/s", ".0f"), ("onnx_max_abs_diff", "|torch-onnx|", ".1e"),
     ("eager_peak_rss_mb", "infer MB", ".0f"),
@@ -86,7 +87,8 @@ def parse_args(argv=None):
     add("--repeats", type=int, default=7, help="timed calls per figure (median; default %(default)s)")
     add("--rounds", type=int, default=7, help="rounds of the matched training figure (default %(default)s)")
     add("--matched-only", action="store_true", help="only the matched configuration's training figure (rounds)")
-    add("--compile", action="store_true", help="matched training also with torch.compile (compiles for ~20 s)")
+    add("--compile", action="store_true", help="matched training also with torch.compile (compiles for ~10 s)")
+    add("--tables", metavar="JSON", help="print the markdown tables of docs/performance.md from a saved JSON and exit")
     add("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's choice)")
     add("--no-sweeps", action="store_true", help="skip the token-count and batch-size sweeps")
     add("--no-weaver", action="store_true", help="skip the weaver training loop")
@@ -96,10 +98,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def run(args):
+def run(args, argv):
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = {"machine": suite.machine(), "command": " ".join(["tools/benchmark.py"] + sys.argv[1:])}
+    result = {"machine": suite.machine(), "command": shlex.join(["tools/benchmark.py", *argv])}
     sizes = {"matched": (MATCHED_BATCH, configs.INFER_BATCH)}
     default_sizes = (configs.TRAIN_BATCH, configs.INFER_BATCH)
     repeats = args.repeats
@@ -151,6 +153,43 @@ def _finish(result):
     return result
 
 
+def _md(rows, columns):
+    """Markdown table; columns: (key or function of the row, header, format)."""
+    def cell(row, key, fmt):
+        value = key(row) if callable(key) else row.get(key)
+        return "-" if value is None else _fmt(value, fmt)
+
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r, k, f) for k, _, f in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown_tables(result):
+    """The tables of docs/performance.md, from a JSON written by this tool."""
+    out = []
+    if "configs" in result:
+        out.append(_md(result["configs"], [
+            ("config", "config", "s"), (lambda r: r["parameters"] / 1e3, "parameters (k)", ".0f"),
+            ("forward_flops_per_event", "MFLOP/event (forward)", "M"),
+            ("train_events_per_s", "train ev/s AdamW", ".0f"), ("train_adamw_fused_events_per_s", "train ev/s fused", ".0f"),
+            (lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["train_attention_kernels"].items())),
+             "attention layers in training", "s"),
+            ("train_peak_rss_mb", "train peak MB", ".0f"), ("eager_events_per_s", "eager ev/s", ".0f"),
+            ("onnx_events_per_s", "onnxruntime ev/s", ".0f"), ("onnx_max_abs_diff", "max \\|Δ\\|", ".1e"),
+            ("eager_peak_rss_mb", "inference peak MB", ".0f")]))
+    if "token_sweep" in result:
+        out.append(_md(result["token_sweep"], [
+            ("pf_tokens", "constituents", "d"), ("forward_flops_per_event", "MFLOP/event", "M"),
+            ("train_bmm_events_per_s", "train, bmm kernel", ".0f"), ("train_sdpa_events_per_s", "train, SDPA", ".0f"),
+            ("train_auto_events_per_s", "train, auto", ".0f"),
+            (lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["auto_kernels"].items())), "auto's choice", "s"),
+            ("eager_events_per_s", "eager inference", ".0f")]))
+    if "batch_sweep" in result:
+        out.append(_md(result["batch_sweep"], [("batch", "batch", "d"), ("train_events_per_s", "train ev/s fused", ".0f"),
+                                               ("eager_events_per_s", "eager ev/s", ".0f")]))
+    return "\n\n".join(out)
+
+
 def report(result):
     if "matched_training" in result:
         m = result["matched_training"]
@@ -182,8 +221,12 @@ def report(result):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    result = run(args)
+    if args.tables:
+        print(markdown_tables(json.loads(Path(args.tables).read_text())))
+        return 0
+    result = run(args, argv)
     report(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,13 @@ import torch
 from .configs import build, inputs_for
 from .timing import eager_inference_throughput, forward_flops, train_throughput
 
-# dense bf16 peak (FLOP/s) of the GPUs this project may be lent (SXM figures; an H100 PCIe: 756e12)
-GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12}
+# dense bf16 peak (FLOP/s) by device name, most specific first (NVIDIA data sheets)
+GPU_PEAK_BF16 = (("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12))
+
+
+def peak_bf16(device_name):
+    """Dense bf16 peak of a CUDA device from its name, or None if it is not in the table."""
+    return next((peak for name, peak in GPU_PEAK_BF16 if name in device_name), None)
 
 
 def gpu_figures(names=("matched", "cross"), batch=512, repeats=10, device="cuda", compile=True, peak=None):
@@ -23,13 +28,15 @@ def gpu_figures(names=("matched", "cross"), batch=512, repeats=10, device="cuda"
         return None
     device_name = torch.cuda.get_device_name() if device == "cuda" else device
     if peak is None:
-        peak = next((v for k, v in GPU_PEAK_BF16.items() if k in device_name), None)
+        peak = peak_bf16(device_name)
     out = {"device": device_name, "peak_bf16_flops": peak, "batch": batch, "configs": []}
     for name in names:
         model, info = build(name)
         inputs = inputs_for(info, batch, device=device)
         flops = 3 * forward_flops(model.to(device), inputs) / batch
         row = {"config": name, "train_flops_per_event": flops}
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         row["fp32_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", device)
         row["bf16_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", device, torch.bfloat16)
         if compile:
@@ -40,10 +47,11 @@ def gpu_figures(names=("matched", "cross"), batch=512, repeats=10, device="cuda"
             except Exception as err:  # compile needs a working triton: report rather than fail
                 row["compile_error"] = f"{type(err).__name__}: {err}"[:300]
         if device == "cuda":
+            row["train_peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
             torch.cuda.reset_peak_memory_stats()
         row["eager_infer_events_per_s"] = eager_inference_throughput(model, inputs, repeats, device)
         if device == "cuda":
-            row["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            row["infer_peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
         if peak:
             best = max(v for k, v in row.items() if k.startswith("bf16") and k.endswith("events_per_s"))
             row["mfu"] = best * flops / peak

@@ -15,7 +15,7 @@ from .timing import median_time
 _STANDARD = {"MatMul", "Add", "Mul", "Softmax", "Transpose", "Reshape", "Gemm", "Div", "Sub", "Erf", "Concat",
              "Slice", "Gather", "Unsqueeze", "Shape", "Cast", "Where", "ReduceMean", "ReduceSum", "Pow", "Sqrt",
              "Expand", "Greater", "Not", "And", "ConstantOfShape", "Equal", "Pad", "Squeeze", "BatchNormalization",
-             "Identity", "Constant", "Clip", "Max", "Min", "Sigmoid", "Range", "Split", "LayerNormalization"}
+             "Identity", "Constant", "Clip", "Max", "Min", "Sigmoid", "Range", "Split"}
 
 
 def _op_counts(path):

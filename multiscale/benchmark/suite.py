@@ -5,10 +5,11 @@ import os
 import platform
 import statistics
 import time
+from collections import Counter
 
 import torch
 
-from multiscale.nn.attention import attention_kernel
+from multiscale.nn.attention import MultiHeadAttention, attention_kernel
 
 from .configs import MATCHED_BATCH, build, inputs_for
 from .onnx import onnx_figures
@@ -38,7 +39,8 @@ def measure_config(name, train_batch, infer_batch, repeats, onnx=True):
     for optimizer in OPTIMIZERS:
         with peak_rss() as mem:
             row[_train_key(optimizer)] = train_throughput(model, train_inputs, repeats, optimizer)
-        row.setdefault("train_peak_rss_mb", mem["mb"])
+        row.setdefault("train_peak_rss_mb", mem["mb"])  # with torch's default AdamW
+    row["train_attention_kernels"] = attention_kernels(model)
     row["infer_batch"] = infer_batch
     with peak_rss() as mem:
         row["eager_events_per_s"] = eager_inference_throughput(model, infer_inputs, repeats)
@@ -49,6 +51,11 @@ def measure_config(name, train_batch, infer_batch, repeats, onnx=True):
         inference_model.load_state_dict(model.state_dict())
         row.update(onnx_figures(inference_model, info, infer_inputs, repeats))
     return row
+
+
+def attention_kernels(model):
+    """Which kernel each attention layer ran in the last forward pass: {"sdpa": 2, "bmm": 3}."""
+    return dict(Counter(m.last_kernel for m in model.modules() if isinstance(m, MultiHeadAttention)))
 
 
 def matched_training(rounds=5, steps=20, batch=MATCHED_BATCH, compiled=False):
@@ -78,7 +85,7 @@ def matched_training(rounds=5, steps=20, batch=MATCHED_BATCH, compiled=False):
     return out
 
 
-def token_sweep(name="cross", counts=(32, 64, 128, 256), batch=64, repeats=3):
+def token_sweep(name="cross", counts=(32, 64, 96, 128, 256), batch=128, repeats=3):
     """Cost against the number of constituent tokens (attention is quadratic in it): training with
     each CPU attention kernel (the 'auto' choice is the faster of the two) and eager inference."""
     rows = []
@@ -90,6 +97,7 @@ def token_sweep(name="cross", counts=(32, 64, 128, 256), batch=64, repeats=3):
         for kernel in ("bmm", "sdpa", "auto"):
             with attention_kernel(kernel):
                 row[f"train_{kernel}_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused")
+        row["auto_kernels"] = attention_kernels(model)
         row["eager_events_per_s"] = eager_inference_throughput(model, inputs, repeats)
         rows.append(row)
     return rows

@@ -10,6 +10,7 @@ and progress bar.
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,7 @@ def weaver_throughput(train_globs, data_config="data/jets.yaml", batch=50, steps
             raise RuntimeError(f"weaver failed ({proc.returncode}):\n{(proc.stderr or text)[-3000:]}")
     per_epoch = parse_weaver_log(text)
     return {
-        "command": " ".join(["weaver"] + cmd[3:]).replace(tmp, "$TMP"),
+        "command": shlex.join(["weaver"] + cmd[3:]).replace(tmp, "$TMP"),
         "batch": batch, "steps_per_epoch": steps,
         "epochs": per_epoch,
         "steady_events_per_s": per_epoch[-1]["events_per_s"] if per_epoch else None,

@@ -3,14 +3,15 @@
 Three interchangeable kernels compute softmax(q k^T / sqrt(d) + bias) v:
 
 - ``F.scaled_dot_product_attention`` (SDPA): on CUDA, and for CPU inference;
-- ``bmm_attention``: for CPU training (fp32) with narrow heads (``BMM_MAX_HEAD_DIM``) and score
-  matrices that stay small (``BMM_MAX_SCORES``), where SDPA's flash backward, which loops over
-  (event, head, query block), was 25-50% slower. Three batched GEMMs and a softmax in a
-  feature-major layout (N*H, d, T), with a hand-written backward whose GEMMs all produce wide
-  outputs, the orientation MKL is fast at. Above ``BMM_MAX_SCORES`` the (N*H, L, S) matrices no
-  longer stay in cache and the flash kernel wins (docs/performance.md has the figures);
+- ``bmm_attention``: on CPU when gradients are computed (training, Grad-CAM), outside autocast and
+  ``torch.compile``, for narrow heads (``BMM_MAX_HEAD_DIM``) and score matrices up to
+  ``BMM_MAX_SCORES`` numbers; there SDPA's flash backward, which loops over (event, head, query
+  block), was 25-50% slower. Three batched GEMMs and a softmax in a feature-major layout
+  (N*H, d, T), with a hand-written backward whose GEMMs all produce wide outputs, the orientation
+  MKL is fast at. ``BMM_MAX_SCORES`` is the crossover measured on this project's machine: with
+  larger (N*H, L, S) score matrices the flash kernel won (docs/performance.md has the figures);
 - ``explicit_attention`` (MatMul, Softmax, MatMul): in ONNX export (in the head-major layout,
-  1.6-2.0x faster in onnxruntime than the exported bmm graph for the cross model), and inside
+  1.5-2.0x faster in onnxruntime than the exported bmm graph for the cross model), and inside
   ``recording_attention``, where it keeps the weights for the interpretability tools; normal
   training and inference never compute or store them.
 """
@@ -28,8 +29,8 @@ ATTENTION_KERNEL = os.environ.get("MULTISCALE_ATTENTION_KERNEL", "auto")
 if ATTENTION_KERNEL not in ("auto", "sdpa", "bmm"):
     raise ValueError(f"MULTISCALE_ATTENTION_KERNEL must be auto, sdpa or bmm, got {ATTENTION_KERNEL!r}")
 BMM_MAX_HEAD_DIM = 16
-# N*H*L*S elements; measured on a 2-core AMD EPYC with a 32 MB L3: 9.6M (128 events x 8 heads x
-# 97 x 97) still 18% faster with bmm, 17M (129 x 129) 21% slower
+# N*H*L*S numbers; the crossover measured on a 2-core AMD EPYC (32 MB L3): 9.6M (128 events x 8
+# heads x 97 x 97) still 18% faster with bmm, 17M (128 x 8 x 129 x 129) 21% slower
 BMM_MAX_SCORES = 12 * 2**20
 
 
@@ -136,6 +137,15 @@ def _split_heads(projections, feature_major):
     return parts
 
 
+def _pack_old_projections(state_dict, prefix, *args):
+    """Checkpoints saved before q, k, v were packed hold a self-attention layer's ``q_proj`` and
+    ``kv_proj``: join them into ``qkv_proj`` (same rows in the same order), so they still load."""
+    for kind in ("weight", "bias"):
+        q, kv = f"{prefix}q_proj.{kind}", f"{prefix}kv_proj.{kind}"
+        if q in state_dict and kv in state_dict:
+            state_dict[f"{prefix}qkv_proj.{kind}"] = torch.cat([state_dict.pop(q), state_dict.pop(kv)])
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention (``kv_dim`` None: one packed q, k, v projection) or cross-attention (queries
     of width ``dim`` attend to a context of width ``kv_dim``)."""
@@ -153,8 +163,11 @@ class MultiHeadAttention(nn.Module):
             self.q_proj = nn.Linear(dim, dim)
             self.kv_proj = nn.Linear(kv_dim, 2 * dim)
         self.out_proj = nn.Linear(dim, dim)
+        if self.is_self_attention:
+            self._register_load_state_dict_pre_hook(_pack_old_projections)
         self.record_weights = False
         self.last_weights: torch.Tensor | None = None  # (N, H, L, S) when recorded
+        self.last_kernel: str | None = None  # "bmm", "sdpa" or "explicit": which one the last call ran
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x: (N, L, D) queries; attn_bias: additive, broadcastable to (N, H, L, S) (key padding, plus a
@@ -172,16 +185,19 @@ class MultiHeadAttention(nn.Module):
         attn_bias = attn_bias.to(x.dtype)
 
         if not self.record_weights and self._use_bmm(x, packed[-1].shape[1]):
+            self.last_kernel = "bmm"
             qt, kt, vt = _split_heads(packed, feature_major=True)
             out = bmm_attention(qt, kt, vt, attn_bias, self.num_heads)
             out = out.view(n, self.num_heads, self.head_dim, length).permute(0, 3, 1, 2)
         else:
             q, k, v = _split_heads(packed, feature_major=False)
-            if self.record_weights:
-                out, self.last_weights = explicit_attention(q, k, v, attn_bias)
-            elif torch.onnx.is_in_onnx_export():
-                out = explicit_attention(q, k, v, attn_bias, fold_padding=True)[0]
+            if self.record_weights or torch.onnx.is_in_onnx_export():
+                self.last_kernel = "explicit"
+                out, weights = explicit_attention(q, k, v, attn_bias, fold_padding=not self.record_weights)
+                if self.record_weights:
+                    self.last_weights = weights
             else:
+                self.last_kernel = "sdpa"
                 # no dropout on the attention matrix: it forces SDPA's slow math path and drawing the
                 # (N, H, L, S) random mask cost a third of a CPU training step; blocks drop their outputs
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)
@@ -195,6 +211,7 @@ class MultiHeadAttention(nn.Module):
             x.device.type == "cpu"
             and torch.is_grad_enabled()
             and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()
             and not torch.onnx.is_in_onnx_export()
             and self.head_dim <= BMM_MAX_HEAD_DIM
             and x.shape[0] * self.num_heads * x.shape[1] * keys <= BMM_MAX_SCORES

@@ -6,11 +6,10 @@ import torch.nn as nn
 from .attention import MultiHeadAttention
 
 
-def _fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    # one random byte per element, eight per 64-bit draw of the CPU generator; the rate is p rounded
-    # to a multiple of 1/256 and the scale is that of the rounded rate, so the expectation is kept
+def _fast_dropout(x: torch.Tensor, threshold: int) -> torch.Tensor:
+    # one random byte per element, eight per 64-bit draw of the CPU generator; an element is dropped
+    # when its byte is below ``threshold`` (probability threshold / 256)
     n = x.numel()
-    threshold = round(p * 256)
     bits = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
     keep = bits.view(torch.uint8)[:n].view(x.shape) >= threshold
     return x * keep.to(x.dtype).mul_(256 / (256 - threshold))
@@ -21,14 +20,17 @@ class Dropout(nn.Dropout):
 
     PyTorch's CPU dropout draws one double-precision Bernoulli number per element, serially (its
     MKL path is taken on Intel CPUs only): it was a third of the forward pass of a CPU training
-    step. Here a 64-bit draw gives the bits of four elements. Same scaling (1 / (1 - p)), same
-    identity in eval mode; on other devices the native kernel runs.
+    step. Here one 64-bit draw gives the random bytes of eight elements, so the rate is p rounded
+    to a multiple of 1/256 (0.2 becomes 0.1992, 0.1 becomes 0.1016) and the kept elements are scaled by
+    1 / (1 - rounded p), which keeps the expectation. Identity in eval mode; the native kernel on
+    other devices, under torch.compile, and for rates that round to 0 or 1.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0 or x.device.type != "cpu" or self.p >= 1.0:
+        threshold = round(self.p * 256)
+        if not self.training or x.device.type != "cpu" or not 0 < threshold < 256 or torch.compiler.is_compiling():
             return super().forward(x)
-        return _fast_dropout(x, self.p)
+        return _fast_dropout(x, threshold)
 
 
 def feed_forward(dim: int, ratio: float, dropout: float) -> nn.Sequential:

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Training events/s of the original TensorFlow package's model_1 demo and of this project's matched
-# configuration, measured alternately (PAIRS times) so that both see the same machine load.
+# configuration, measured alternately (PAIRS times, which one goes first alternating too) so that
+# both see the same machine load.
 #
 #   python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu==2.21.0
 #   source env.sh && TF_PYTHON=/tmp/tfenv/bin/python tools/reference/compare_original.sh docs/benchmark_vs_original.json
@@ -15,12 +16,17 @@ PAIRS=${PAIRS:-3}
 "$TF_PYTHON" -c "import tensorflow" 2>/dev/null || { echo "compare_original.sh: no TensorFlow in $TF_PYTHON (see the header)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for i in $(seq "$PAIRS"); do
-    loop=0; ((i == 1)) && loop=${LOOP_STEPS:-1600}
+original() {
     echo "pair $i/$PAIRS: original (TensorFlow)" >&2
     "$TF_PYTHON" tools/reference/original_tf_model1.py --rounds 5 --loop-steps "$loop" --out "$tmp/tf_$i.json" >/dev/null 2>&1
+}
+ours() {
     echo "pair $i/$PAIRS: this project (matched configuration)" >&2
     python tools/benchmark.py --matched-only --rounds 5 --out "$tmp/ours_$i.json" >/dev/null 2>&1
+}
+for i in $(seq "$PAIRS"); do
+    loop=0; ((i == 1)) && loop=${LOOP_STEPS:-1600}
+    if ((i % 2)); then original; ours; else ours; original; fi
 done
 python - "$tmp" "$PAIRS" "$out" <<'PY'
 import json, statistics, sys

@@ -115,7 +115,8 @@ def main():
     result = {"train_step_events_per_s": {"median": statistics.median(rounds), "min": min(rounds),
                                           "max": max(rounds), "rounds": rounds},
               "parameters": int(model.count_params()), "tensorflow": tf.__version__,
-              "threads": os.cpu_count(), "loadavg": os.getloadavg()}
+              "cores": os.cpu_count(), "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+              "loadavg": os.getloadavg()}
     if args.loop_steps:
         result["loop_as_written_events_per_s"] = original_loop(train_step, args.loop_steps, rng)
     print(json.dumps(result, indent=1))
