@@ -3,10 +3,9 @@
 Three interchangeable kernels compute softmax(q k^T / sqrt(d) + bias) v:
 
 - ``F.scaled_dot_product_attention`` (SDPA): on CUDA, and for CPU inference;
-- ``bmm_attention``: on CPU when gradients are computed (training, Grad-CAM), outside autocast and
-  ``torch.compile``, for narrow heads (``BMM_MAX_HEAD_DIM``) and score matrices up to
-  ``BMM_MAX_SCORES`` numbers; there SDPA's flash backward, which loops over (event, head, query
-  block), was 25-50% slower. Three batched GEMMs and a softmax in a feature-major layout
+- ``bmm_attention``: on CPU when gradients are computed (training, Grad-CAM) outside autocast,
+  for narrow heads (``BMM_MAX_HEAD_DIM``) and score matrices up to ``BMM_MAX_SCORES`` numbers;
+  there SDPA's flash backward, which loops over (event, head, query block), was a third slower. Three batched GEMMs and a softmax in a feature-major layout
   (N*H, d, T), with a hand-written backward whose GEMMs all produce wide outputs, the orientation
   MKL is fast at. ``BMM_MAX_SCORES`` is the crossover measured on this project's machine: with
   larger (N*H, L, S) score matrices the flash kernel won (docs/performance.md has the figures);
@@ -211,7 +210,6 @@ class MultiHeadAttention(nn.Module):
             x.device.type == "cpu"
             and torch.is_grad_enabled()
             and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling()
             and not torch.onnx.is_in_onnx_export()
             and self.head_dim <= BMM_MAX_HEAD_DIM
             and x.shape[0] * self.num_heads * x.shape[1] * keys <= BMM_MAX_SCORES

@@ -23,12 +23,12 @@ class Dropout(nn.Dropout):
     step. Here one 64-bit draw gives the random bytes of eight elements, so the rate is p rounded
     to a multiple of 1/256 (0.2 becomes 0.1992, 0.1 becomes 0.1016) and the kept elements are scaled by
     1 / (1 - rounded p), which keeps the expectation. Identity in eval mode; the native kernel on
-    other devices, under torch.compile, and for rates that round to 0 or 1.
+    other devices and for rates that round to 0 or 1.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         threshold = round(self.p * 256)
-        if not self.training or x.device.type != "cpu" or not 0 < threshold < 256 or torch.compiler.is_compiling():
+        if not self.training or x.device.type != "cpu" or not 0 < threshold < 256:
             return super().forward(x)
         return _fast_dropout(x, threshold)
 

@@ -6,7 +6,7 @@ input took 38 us on one thread, 52 us on two, and 159 us on two in the phases wh
 machine was slow (then 1.6 of the 16 ms of kernel time of a training step; tools/reference/microbench.py,
 docs/performance.md). Here the input gradient is computed by the native kernel with every thread
 (15-18 us), and the weight and bias gradients by the same kernel on one thread. Forward, inference,
-autocast, torch.compile, ONNX export and other devices: unchanged.
+autocast, ONNX export and other devices: unchanged.
 """
 
 from contextlib import contextmanager
@@ -54,7 +54,6 @@ class LayerNorm(nn.LayerNorm):
             x.device.type != "cpu"
             or not torch.is_grad_enabled()
             or torch.is_autocast_enabled("cpu")
-            or torch.compiler.is_compiling()
             or torch.jit.is_tracing()
             or torch.onnx.is_in_onnx_export()
             or torch.get_num_threads() == 1
