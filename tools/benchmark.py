@@ -27,7 +27,6 @@ import torch  # noqa: E402
 
 from multiscale.benchmark import configs, gpu, suite, weaver_loop  # noqa: E402
 from multiscale.benchmark.configs import MATCHED_BATCH  # noqa: E402
-from multiscale.benchmark.timing import train_throughput  # noqa: E402
 
 COLUMNS = [  # (key, header, format)
     ("config", "config", "s"), ("parameters", "params", "d"), ("forward_flops_per_event", "MFLOP/ev fwd", "M"),
@@ -47,6 +46,17 @@ def _fmt(value, fmt):
     return format(value, fmt)
 
 
+def _cells(rows, columns):
+    """Header row and formatted rows; a column is (key, or function of the row; header; format)."""
+    return [[h for _, h, _ in columns]] + [[_fmt(k(r) if callable(k) else r.get(k), f) for k, _, f in columns]
+                                           for r in rows]
+
+
+def _kernels(counts):
+    """{"sdpa": 3, "bmm": 2} -> 'bmm 2, sdpa 3'."""
+    return ", ".join(f"{kernel} {n}" for kernel, n in sorted(counts.items()))
+
+
 def table(rows, columns=None):
     """Plain-text table of ``rows`` (dicts); ``columns`` as in COLUMNS, default: every scalar key."""
     if not rows:
@@ -54,7 +64,7 @@ def table(rows, columns=None):
     columns = columns or [(k, k, ".4g" if isinstance(v, float) else ("d" if isinstance(v, int) else "s"))
                           for k, v in rows[0].items() if not isinstance(v, (dict, list, tuple))]
     columns = [c for c in columns if any(c[0] in r for r in rows)]
-    cells = [[h for _, h, _ in columns]] + [[_fmt(r.get(k), f) for k, _, f in columns] for r in rows]
+    cells = _cells(rows, columns)
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -140,9 +150,7 @@ def run(args, argv):
             data = args.weaver_data or default_weaver_data(tmp)
             log(f"weaver loop on {data}")
             result["weaver"] = weaver_loop.weaver_throughput(data, steps=args.weaver_steps)
-        model, info = configs.build_from("jets.yaml", weaver_loop.WEAVER_MATCHED_OPTIONS)
-        result["weaver"]["pure_model_fused_events_per_s"] = train_throughput(
-            model, configs.inputs_for(info, MATCHED_BATCH), 20, "adamw_fused")
+        result["weaver"]["pure_model_fused_events_per_s"] = weaver_loop.pure_model_events_per_s()
         log(f"weaver loop: {result['weaver']['epochs']}")
     return _finish(result)
 
@@ -154,13 +162,10 @@ def _finish(result):
 
 
 def _md(rows, columns):
-    """Markdown table; columns: (key or function of the row, header, format)."""
-    def cell(row, key, fmt):
-        value = key(row) if callable(key) else row.get(key)
-        return "-" if value is None else _fmt(value, fmt)
-
-    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r, k, f) for k, _, f in columns) + " |" for r in rows]
+    """Markdown table of ``rows``; columns as for ``_cells``."""
+    header, *body = _cells(rows, columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines)
 
 
@@ -172,8 +177,7 @@ def markdown_tables(result):
             ("config", "config", "s"), (lambda r: r["parameters"] / 1e3, "parameters (k)", ".0f"),
             ("forward_flops_per_event", "MFLOP/event (forward)", "M"),
             ("train_events_per_s", "train ev/s AdamW", ".0f"), ("train_adamw_fused_events_per_s", "train ev/s fused", ".0f"),
-            (lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["train_attention_kernels"].items())),
-             "attention layers in training", "s"),
+            (lambda r: _kernels(r["train_attention_kernels"]), "attention layers in training", "s"),
             ("train_peak_rss_mb", "train peak MB", ".0f"), ("eager_events_per_s", "eager ev/s", ".0f"),
             ("onnx_events_per_s", "onnxruntime ev/s", ".0f"), ("onnx_max_abs_diff", "max \\|Δ\\|", ".1e"),
             ("eager_peak_rss_mb", "inference peak MB", ".0f")]))
@@ -182,7 +186,7 @@ def markdown_tables(result):
             ("pf_tokens", "constituents", "d"), ("forward_flops_per_event", "MFLOP/event", "M"),
             ("train_bmm_events_per_s", "train, bmm kernel", ".0f"), ("train_sdpa_events_per_s", "train, SDPA", ".0f"),
             ("train_auto_events_per_s", "train, auto", ".0f"),
-            (lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["auto_kernels"].items())), "auto's choice", "s"),
+            (lambda r: _kernels(r["auto_kernels"]), "auto's choice", "s"),
             ("eager_events_per_s", "eager inference", ".0f")]))
     if "batch_sweep" in result:
         out.append(_md(result["batch_sweep"], [("batch", "batch", "d"), ("train_events_per_s", "train ev/s fused", ".0f"),

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from multiscale.onnx_export import export_like_weaver, onnx_session
+from multiscale.onnx_export import export_like_weaver, max_abs_difference, onnx_session
 
 from .timing import median_time
 
@@ -36,10 +36,7 @@ def onnx_figures(model, model_info, inputs, repeats=5, threads=None):
         export_like_weaver(model.eval().cpu(), model_info, path)
         session = onnx_session(path, threads, optimized)
         speed = inputs[0].shape[0] / median_time(lambda: session.run(None, feed), repeats)
-        got = session.run(None, feed)[0]
-        with torch.no_grad():
-            expected = model(*[x.cpu() for x in inputs]).numpy()
-        diff = float("inf") if np.isnan(got).any() else float(np.abs(expected - got).max())
+        diff = max_abs_difference(model, session, model_info["input_names"], [x.cpu() for x in inputs])
         exported, after = _op_counts(path), _op_counts(optimized)
     return {
         "onnx_events_per_s": speed,

@@ -22,7 +22,7 @@ def _train_key(optimizer):
     return "train_events_per_s" if optimizer == "adamw" else f"train_{optimizer}_events_per_s"
 
 
-def measure_config(name, train_batch, infer_batch, repeats, onnx=True):
+def measure_config(name, train_batch, infer_batch, repeats):
     """Parameters, FLOPs, training events/s (both optimizers), eager and onnxruntime inference
     events/s, peak memory of training and inference."""
     model, info = build(name)
@@ -46,10 +46,9 @@ def measure_config(name, train_batch, infer_batch, repeats, onnx=True):
         row["eager_events_per_s"] = eager_inference_throughput(model, infer_inputs, repeats)
     row["eager_peak_rss_mb"] = mem["mb"]
     row["rss_method"] = mem["method"]
-    if onnx:
-        inference_model, info = build(name, for_inference=True)
-        inference_model.load_state_dict(model.state_dict())
-        row.update(onnx_figures(inference_model, info, infer_inputs, repeats))
+    inference_model, info = build(name, for_inference=True)
+    inference_model.load_state_dict(model.state_dict())
+    row.update(onnx_figures(inference_model, info, infer_inputs, repeats))
     return row
 
 

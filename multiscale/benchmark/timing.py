@@ -51,8 +51,9 @@ def make_optimizer(model, optimizer="adamw"):
     return torch.optim.AdamW(model.parameters(), lr=1e-4, fused=optimizer == "adamw_fused")
 
 
-def train_throughput(model, inputs, repeats=5, optimizer="adamw", device="cpu", autocast_dtype=None):
-    """Training events/s: zero_grad, forward, cross-entropy, backward, optimizer step (median step)."""
+def training_step(model, inputs, optimizer="adamw", device="cpu", autocast_dtype=None):
+    """A function doing one training step on ``inputs``: zero_grad, forward, cross-entropy against
+    alternating labels, backward, optimizer step (a fresh optimizer of kind ``optimizer``)."""
     model.train().to(device)
     labels = (torch.arange(inputs[0].shape[0], device=device) % 2).long()
     opt = make_optimizer(model, optimizer)
@@ -65,6 +66,12 @@ def train_throughput(model, inputs, repeats=5, optimizer="adamw", device="cpu", 
         loss.backward()
         opt.step()
 
+    return step
+
+
+def train_throughput(model, inputs, repeats=5, optimizer="adamw", device="cpu", autocast_dtype=None):
+    """Training events/s of ``training_step`` (median step)."""
+    step = training_step(model, inputs, optimizer, device, autocast_dtype)
     return inputs[0].shape[0] / median_time(step, repeats, device=device)
 
 

@@ -18,7 +18,8 @@ import time
 
 from multiscale.weaver_io import REPO_ROOT
 
-from .configs import MATCHED_OPTIONS
+from .configs import MATCHED_BATCH, MATCHED_OPTIONS, build_from, inputs_for
+from .timing import train_throughput
 
 WEAVER_MATCHED_OPTIONS = {**MATCHED_OPTIONS, "jet_max_tokens": 50, "jet_max_features": 7}
 _PROCESSED = re.compile(r"Processed (\d+) entries in total \(avg\. speed ([\d.]+) entries/s\)")
@@ -34,6 +35,13 @@ def parse_weaver_log(text):
         if match and i + 1 < len(lines) and "Train AvgLoss" in lines[i + 1]:
             epochs.append({"entries": int(match.group(1)), "events_per_s": float(match.group(2))})
     return epochs
+
+
+def pure_model_events_per_s(batch=MATCHED_BATCH, repeats=20):
+    """Training events/s of the same network on synthetic inputs of data/jets.yaml's shapes,
+    fused AdamW: the figure to set beside weaver's."""
+    model, info = build_from("jets.yaml", WEAVER_MATCHED_OPTIONS)
+    return train_throughput(model, inputs_for(info, batch), repeats, "adamw_fused")
 
 
 def generate_sample(outdir, events=300, seed=7):

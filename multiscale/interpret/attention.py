@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from multiscale.nn import recording_attention
 from multiscale.nn.streams import EVENT_STREAM
 
-from .data import feature_index
+from .data import jet_feature_index
 from .layout import INVALID, REST, Layout, concat_layouts, event_layout, particle_layout
 
-JET_FEATURE = "{stream}_isfj2"  # marks the second fat jet's constituents in a two-jet stream
 
 
 @torch.no_grad()
@@ -120,8 +119,8 @@ def stream_layouts(model, data_config, valid, named_inputs, k) -> dict[str, Layo
         if stream == EVENT_STREAM:
             layouts[stream] = event_layout(valid[stream])
         else:
-            index = feature_index(data_config, f"{stream}_features", JET_FEATURE.format(stream=stream))
-            layouts[stream] = particle_layout(stream, valid[stream], named_inputs[f"{stream}_features"], index, k)
+            layouts[stream] = particle_layout(stream, valid[stream], named_inputs[f"{stream}_features"],
+                                              jet_feature_index(data_config, stream), k)
     return layouts
 
 

@@ -5,13 +5,13 @@ selection, ``new_variables`` (the jet alignment of ``--custom-functions``), stan
 padding and stacking exactly as ``weaver --predict`` does, so the model sees what it saw in training.
 """
 
-import glob
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from multiscale.check_inputs import expand
 from multiscale.weaver_io import DEFAULT_CUSTOM_FUNCTIONS, load_data_config
 
 CLASSES = ("signal", "background")
@@ -36,13 +36,8 @@ class EventSample:
 
 
 def expand_files(patterns):
-    """File names and glob patterns -> sorted unique existing files."""
-    files = []
-    for pattern in patterns:
-        matched = sorted(glob.glob(str(pattern)))
-        if not matched:
-            raise FileNotFoundError(f"no file matches {pattern!r}")
-        files += matched
+    """File names and glob patterns -> existing files, each once, in the order given."""
+    files = expand(map(str, patterns))
     return sorted(set(files), key=files.index)
 
 
@@ -60,6 +55,12 @@ def feature_index(data_config, group, variable):
     """Position of ``variable`` in input group ``group`` (e.g. 'pf_features', 'pf_eta'), or None."""
     names = list(data_config.input_dicts.get(group, ()))
     return names.index(variable) if variable in names else None
+
+
+def jet_feature_index(data_config, stream):
+    """Position of the feature that marks the second fat jet's constituents in a two-jet particle
+    stream (``pf_isfj2``), or None for a one-jet stream."""
+    return feature_index(data_config, f"{stream}_features", f"{stream}_isfj2")
 
 
 def load_events(data_config_path, files, events_per_class, custom_functions=DEFAULT_CUSTOM_FUNCTIONS,

@@ -21,12 +21,11 @@ import torch
 
 from multiscale.nn.streams import EVENT_STREAM
 
-from .data import feature_index
-from .layout import JET_OF_STREAM
+from .data import feature_index, jet_feature_index
+from .layout import constituent_jets
 
 METHODS = ("gradcam", "hirescam")
 NORMALISATIONS = ("max", "none")
-JET_FEATURE = "{stream}_isfj2"
 
 
 def cam_from(acts, grads, valid, method="gradcam"):
@@ -126,7 +125,7 @@ def gradcam_histograms(model, data_config, batches, target, layer=-1, method="gr
         raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
     streams = particle_streams(model)
     coords = {s: _coordinate_indices(data_config, s) for s in streams}
-    jet_index = {s: feature_index(data_config, f"{s}_features", JET_FEATURE.format(stream=s)) for s in streams}
+    jet_index = {s: jet_feature_index(data_config, s) for s in streams}
     hists, register_share, scores, events = {}, [], [], 0
     for inputs in batches:
         named = dict(zip(model.input_names, inputs))
@@ -148,13 +147,9 @@ def gradcam_histograms(model, data_config, batches, target, layer=-1, method="gr
             eta = features[:, coords[stream][0], :n_tokens]
             phi = features[:, coords[stream][1], :n_tokens]
             values = cam[:, 1:] * scale[:, None]
-            ok = valid[:, 1:]
-            if jet_index[stream] is not None:
-                second = features[:, jet_index[stream], :n_tokens] > 0.5
-                jets = {"fj1": ok & ~second, "fj2": ok & second}
-            else:
-                jets = {JET_OF_STREAM.get(stream, stream): ok}
-            for jet, select in jets.items():
+            names, jet_id = constituent_jets(stream, features, jet_index[stream], n_tokens)
+            for j, jet in enumerate(names):
+                select = valid[:, 1:] & (jet_id == j)
                 hist = hists.setdefault(jet, CamHistogram(bins, extent))
                 hist.add(eta[select].numpy(), phi[select].numpy(), values[select].numpy())
     for hist in hists.values():

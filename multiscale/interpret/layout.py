@@ -44,6 +44,16 @@ def event_layout(valid):
     return Layout(["reg"] + names, [("reg", 0, 1), ("objects", 1, 1 + n_objects)], slots)
 
 
+def constituent_jets(stream, features, jet_feature_index, n_tokens):
+    """The fat jet of each constituent token: (jet names, (N, n_tokens) long index into them).
+
+    A two-jet stream (``pf``) tells fj2's constituents by its 'is second jet' feature
+    (``jet_feature_index``); a one-jet stream (``j1``, ``j2``) has None there."""
+    if jet_feature_index is not None:
+        return ["fj1", "fj2"], (features[:, jet_feature_index, :n_tokens] > 0.5).long()
+    return [JET_OF_STREAM.get(stream, stream)], torch.zeros(features.shape[0], n_tokens, dtype=torch.long)
+
+
 def particle_layout(stream, valid, features, jet_feature_index, k):
     """Layout of a particle stream.
 
@@ -53,12 +63,7 @@ def particle_layout(stream, valid, features, jet_feature_index, k):
     """
     n_tokens = valid.shape[1] - 1
     constituents_valid = valid[:, 1:]
-    if jet_feature_index is not None:
-        jets = ["fj1", "fj2"]
-        jet_id = (features[:, jet_feature_index, :n_tokens] > 0.5).long()
-    else:
-        jets = [JET_OF_STREAM.get(stream, stream)]
-        jet_id = torch.zeros_like(constituents_valid, dtype=torch.long)
+    jets, jet_id = constituent_jets(stream, features, jet_feature_index, n_tokens)
     slots = torch.full(valid.shape, INVALID, dtype=torch.long)
     slots[:, 0] = 0
     token_slots = slots[:, 1:]

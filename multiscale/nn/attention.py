@@ -5,10 +5,11 @@ Three interchangeable kernels compute softmax(q k^T / sqrt(d) + bias) v:
 - ``F.scaled_dot_product_attention`` (SDPA): on CUDA, and for CPU inference;
 - ``bmm_attention``: on CPU when gradients are computed (training, Grad-CAM) outside autocast,
   for narrow heads (``BMM_MAX_HEAD_DIM``) and score matrices up to ``BMM_MAX_SCORES`` numbers;
-  there SDPA's flash backward, which loops over (event, head, query block), was a third slower. Three batched GEMMs and a softmax in a feature-major layout
-  (N*H, d, T), with a hand-written backward whose GEMMs all produce wide outputs, the orientation
-  MKL is fast at. ``BMM_MAX_SCORES`` is the crossover measured on this project's machine: with
-  larger (N*H, L, S) score matrices the flash kernel won (docs/performance.md has the figures);
+  there SDPA's flash backward, which loops over (event, head, query block), was a third slower.
+  Three batched GEMMs and a softmax in a feature-major layout (N*H, d, T), with a hand-written
+  backward whose GEMMs all produce wide outputs, the orientation MKL is fast at.
+  ``BMM_MAX_SCORES`` is the crossover measured on this project's machine: with larger (N*H, L, S)
+  score matrices the flash kernel won (docs/performance.md has the figures);
 - ``explicit_attention`` (MatMul, Softmax, MatMul): in ONNX export (in the head-major layout,
   1.5-2.0x faster in onnxruntime than the exported bmm graph for the cross model), and inside
   ``recording_attention``, where it keeps the weights for the interpretability tools; normal
@@ -24,9 +25,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # "auto" (the rule of the module docstring), or force one kernel: "sdpa", "bmm"
+KERNELS = ("auto", "sdpa", "bmm")
 ATTENTION_KERNEL = os.environ.get("MULTISCALE_ATTENTION_KERNEL", "auto")
-if ATTENTION_KERNEL not in ("auto", "sdpa", "bmm"):
-    raise ValueError(f"MULTISCALE_ATTENTION_KERNEL must be auto, sdpa or bmm, got {ATTENTION_KERNEL!r}")
+if ATTENTION_KERNEL not in KERNELS:
+    raise ValueError(f"MULTISCALE_ATTENTION_KERNEL must be one of {KERNELS}, got {ATTENTION_KERNEL!r}")
 BMM_MAX_HEAD_DIM = 16
 # N*H*L*S numbers; the crossover measured on a 2-core AMD EPYC (32 MB L3): 9.6M (128 events x 8
 # heads x 97 x 97) still 18% faster with bmm, 17M (128 x 8 x 129 x 129) 21% slower
@@ -220,8 +222,8 @@ class MultiHeadAttention(nn.Module):
 def attention_kernel(name: str):
     """Force one kernel ("auto", "sdpa" or "bmm") within the block: benchmarks and tests."""
     global ATTENTION_KERNEL
-    if name not in ("auto", "sdpa", "bmm"):
-        raise ValueError(f"unknown attention kernel {name!r}")
+    if name not in KERNELS:
+        raise ValueError(f"unknown attention kernel {name!r}; choose one of {KERNELS}")
     previous, ATTENTION_KERNEL = ATTENTION_KERNEL, name
     try:
         yield

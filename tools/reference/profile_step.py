@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from multiscale.benchmark import configs  # noqa: E402
-from multiscale.benchmark.timing import make_optimizer  # noqa: E402
+from multiscale.benchmark.timing import training_step  # noqa: E402
 
 
 class KernelTimer(TorchDispatchMode):
@@ -45,16 +45,7 @@ def main():
     args = parser.parse_args()
 
     model, info = configs.build(args.config)
-    inputs = configs.inputs_for(info, args.batch)
-    labels = (torch.arange(args.batch) % 2).long()
-    model.train()
-    opt = make_optimizer(model, "adamw_fused")
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(*inputs), labels).backward()
-        opt.step()
-
+    step = training_step(model, configs.inputs_for(info, args.batch), "adamw_fused")
     for _ in range(20):
         step()
     start = time.perf_counter()
