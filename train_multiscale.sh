@@ -9,7 +9,8 @@
 #
 # MODEL:    cross (jets + objects, cross-attention)  concat (jets + objects, concatenation)
 #           jets (constituents only)  kin (objects only)  cross3 (fj1, fj2, objects: cross-attention)
-# FEATURES: full (default preset) | paper (the talk's configuration)
+#           cross_param (cross with the m_H hypothesis as an object feature: one model for all masses)
+# FEATURES: full (default preset) | paper (the talk's configuration) | paperb (paper + object b-tags)
 # env:      DATADIR_hh4b (datasets; default ./datasets/hh4b), MS_OUTDIR (trainings; default ./training),
 #           DDP_NGPUS=n (torchrun with n processes: nccl on GPUs, gloo on CPUs), COMMENT (run-name suffix)
 
@@ -17,7 +18,7 @@ set -o pipefail
 cd "$(dirname "$0")" || exit 1
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 die() { echo "train_multiscale.sh: $*" >&2; exit 1; }
@@ -29,6 +30,7 @@ model_config() {  # MODEL -> data config and network options
         jets)   datacfg=data/jets.yaml;          netopts=() ;;
         kin)    datacfg=data/kin.yaml;           netopts=() ;;
         cross3) datacfg=data/jet1_jet2_kin.yaml; netopts=(-o fusion "'cross'") ;;
+        cross_param) datacfg=data/jets_kin_param.yaml; netopts=(-o fusion "'cross'") ;;
         *) echo "unknown MODEL '$1'" >&2; usage ;;
     esac
 }
@@ -37,7 +39,11 @@ features_config() {  # FEATURES -> preset
     case "$1" in
         full)  netopts+=(-o preset "'default'") ;;
         paper) netopts+=(-o preset "'paper'") ;;
-        *) echo "unknown FEATURES '$1' (full | paper)" >&2; usage ;;
+        paperb)  # the paper preset + the objects' b-tag (6th object feature; the mass hypothesis is the 7th)
+            local n_obj=6
+            [[ "$MODEL" == cross_param ]] && n_obj=7
+            netopts+=(-o preset "'paper'" -o obj_max_features "$n_obj") ;;
+        *) echo "unknown FEATURES '$1' (full | paper | paperb)" >&2; usage ;;
     esac
 }
 
@@ -91,6 +97,25 @@ weaver_cmd() {  # the trainer, under torchrun when DDP_NGPUS > 1 (see multiscale
     fi
 }
 
+fetch_opts() {  # [extra weaver args] -> fetch: how much of the data weaver loads at a time
+    # --in-memory loads the data once and trains on it for good: only --fetch-step 1 loads every
+    # event (weaver's default, 0.01, would train on 1% of them)
+    local arg prev="" in_memory=0 step=""
+    for arg in "$@"; do
+        [[ "$arg" == --in-memory ]] && in_memory=1
+        [[ "$prev" == --fetch-step ]] && step=$arg
+        [[ "$arg" == --fetch-step=* ]] && step=${arg#--fetch-step=}
+        prev=$arg
+    done
+    if ((in_memory)); then
+        [[ -z "$step" || "$step" == 1 || "$step" == 1.0 ]] \
+            || die "--in-memory with --fetch-step $step would train on only that fraction of the events, loaded once: drop --fetch-step (the driver passes 1)"
+        fetch=(--fetch-step 1)
+    else
+        fetch=(--fetch-step 0.2)  # streaming: a fifth of every file per fetch, all files every epoch
+    fi
+}
+
 common_opts() {
     echo --data-config "$datacfg" --network-config networks/multiscale_cross.py --custom-functions data/jet_functions.py
 }
@@ -98,6 +123,8 @@ common_opts() {
 train() {
     setup "$@"
     shift "$nargs"
+    resumed_epoch "$@"
+    [[ -z "$resume" ]] || python -m multiscale.best_epoch check "$rundir/net" "$rundir/train.log" "$resume" || exit 1
     require_data train
     require_data test
     device_opts
@@ -105,6 +132,7 @@ train() {
     train_files; local train=("${files[@]}")
     test_files; local test=("${files[@]}")
     python -m multiscale.check_inputs "$datacfg" "${train[@]}" "${test[@]}" || exit 1
+    fetch_opts "$@"
     mkdir -p "$rundir"
     # shellcheck disable=SC2046
     "${cmd[@]}" $(common_opts) "${netopts[@]}" \
@@ -112,8 +140,31 @@ train() {
         --model-prefix "$rundir/net" "$logopt" "$rundir/train.log" --predict-output "$rundir/pred.root" \
         --tensorboard "$run" --gpus "$gpus" \
         --num-epochs 20 --batch-size 256 --start-lr 1e-3 --optimizer ranger \
-        --num-workers 1 --fetch-step 0.2 \
+        --num-workers 1 "${fetch[@]}" \
         "$@"
+    local rc=$?
+    [[ -z "$resume" ]] || keep_best "$@" || rc=$?
+    return "$rc"
+}
+
+resumed_epoch() {  # [extra weaver args] -> resume: the --load-epoch value, if any
+    local arg prev=""
+    resume=""
+    for arg in "$@"; do
+        [[ "$prev" == --load-epoch ]] && resume=$arg
+        [[ "$arg" == --load-epoch=* ]] && resume=${arg#--load-epoch=}
+        prev=$arg
+    done
+}
+
+keep_best() {  # [extra weaver args]: after --load-epoch, the best epoch of all runs, not of the resumed one
+    # weaver 0.5.3 resets its best metric on resume: a worse resumed epoch would replace the best
+    # model, and weaver has just predicted the test set with it (see multiscale/best_epoch.py)
+    python -m multiscale.best_epoch restore "$rundir/net" "$rundir/train.log"
+    local rc=$?
+    ((rc == 3)) || return "$rc"
+    echo "train_multiscale.sh: predicting the test set again with the restored best epoch" >&2
+    predict "$MODEL" "$FEATURES" "$@"
 }
 
 predict() {

@@ -2,4 +2,6 @@
 ``--custom-functions data/jet_functions.py``. weaver registers every plain function in this
 module's namespace, so import only what the YAMLs call."""
 
-from multiscale.preprocessing import aligned_eta, aligned_phi, concat_jets, fill_like, safe_log, wrap_phi  # noqa: F401
+from multiscale.preprocessing import (  # noqa: F401
+    aligned_eta, aligned_phi, concat_jets, fill_like, mass_hypothesis, safe_log, wrap_phi,
+)

@@ -1,24 +1,34 @@
-"""Check before training that every branch a data config needs is in every input file.
+"""Check before training that every input file can be read and holds what a data config needs.
 
-weaver reads branches with uproot's ``filter_name``, which silently skips a missing one; the
-failure then surfaces later as a KeyError far from its cause. This names the branch, the file
-and the data config up front:
+weaver reads branches with uproot's ``filter_name``, which silently skips a missing one, and skips
+a file it cannot read (truncated, an RNTuple instead of a TTree) with only a log line. This reads
+every needed branch of every file up front and names the file, the branch and the data config:
 
     python -m multiscale.check_inputs data/jets_kin.yaml 'datasets/hh4b/train/*.root'
+
+Errors (one line each, exit 1): no TTree, an RNTuple, a missing branch, a branch whose baskets
+cannot be read. Warnings (exit 0): non-finite values in a branch; two files holding the same
+generated events (same process, ``gen_seed`` and ``event_id`` set), e.g. train and test from one seed.
 """
 
 import argparse
 import glob
+import hashlib
 import sys
 
+import awkward as ak
+import numpy as np
 import uproot
 
 from multiscale.schema import TREE_NAME
 from multiscale.weaver_io import DEFAULT_CUSTOM_FUNCTIONS, load_data_config
 
+# the branches that identify the generated events of a file (see generation/run.py)
+IDENTITY_BRANCHES = ("process", "gen_seed", "event_id")
+
 
 class InputError(Exception):
-    pass
+    """One line per problem, each naming its file."""
 
 
 def needed_branches(data_config) -> set[str]:
@@ -44,26 +54,101 @@ def expand(patterns) -> list[str]:
     return files
 
 
-def check_files(data_config_path, patterns, custom_functions=DEFAULT_CUSTOM_FUNCTIONS, treename=TREE_NAME):
+def _one_line(err):
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _warn_stderr(message):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _open_tree(f, path, treename):
+    if treename not in f:
+        raise InputError(f"{path}: no TTree '{treename}' (found: {', '.join(f.keys()) or 'nothing'})")
+    classname = f.classname_of(treename)
+    if "RNTuple" in classname:
+        raise InputError(f"{path}: '{treename}' is an RNTuple; weaver reads only TTrees: write it with mktree+extend")
+    if classname != "TTree":
+        raise InputError(f"{path}: '{treename}' is a {classname}, not a TTree")
+    return f[treename]
+
+
+def count_non_finite(values) -> int:
+    """NaN and inf entries of a (possibly jagged) numeric array; 0 for integers and booleans."""
+    flat = ak.to_numpy(ak.flatten(values, axis=None)) if isinstance(values, ak.Array) else np.asarray(values)
+    return int(np.count_nonzero(~np.isfinite(flat))) if flat.dtype.kind in "fc" else 0
+
+
+def _read_branches(tree, path, names, warn):
+    """Read every basket of ``names`` (what weaver will read): a truncated file fails here."""
+    for name in sorted(names):
+        try:
+            values = tree[name].array(library="ak")
+        except Exception as err:  # a basket past the end of a truncated file, corrupt compression
+            raise InputError(f"{path}: branch {name} cannot be read (truncated or corrupt file?): {_one_line(err)}") from err
+        bad = count_non_finite(values)
+        if bad:
+            warn(f"{path}: branch {name} holds {bad} non-finite value(s) (NaN/inf)")
+
+
+def _identity(tree):
+    """(process codes, gen_seeds, n events, digest of the sorted event_ids), None without those branches."""
+    if not set(IDENTITY_BRANCHES) <= set(tree.keys()):
+        return None
+    arrays = tree.arrays(list(IDENTITY_BRANCHES), library="np")
+    event_ids = np.sort(arrays["event_id"].astype(np.int64))
+    digest = hashlib.sha1(event_ids.tobytes()).hexdigest()
+    processes, seeds = (tuple(np.unique(arrays[name]).tolist()) for name in ("process", "gen_seed"))
+    return processes, seeds, len(event_ids), digest
+
+
+def check_file(path, needed, data_config_path, treename=TREE_NAME, warn=_warn_stderr):
+    """Raise InputError (one line naming ``path``) unless the file can feed weaver; returns its identity."""
+    try:
+        with uproot.open(path) as f:
+            tree = _open_tree(f, path, treename)
+            missing = sorted(needed - set(tree.keys()))
+            if missing:
+                raise InputError(
+                    f"{path}: branch{'es' if len(missing) > 1 else ''} {', '.join(missing)} needed by "
+                    f"{data_config_path} {'are' if len(missing) > 1 else 'is'} not in tree '{treename}'"
+                )
+            _read_branches(tree, path, needed, warn)
+            return _identity(tree)
+    except InputError:
+        raise
+    except Exception as err:  # unreadable header or directory, not ROOT
+        raise InputError(f"{path}: cannot be read as a ROOT file ({_one_line(err)})") from err
+
+
+def warn_duplicates(identities, warn=_warn_stderr):
+    """Warn for every group of files holding the same generated events."""
+    groups = {}
+    for path, identity in identities.items():
+        if identity is not None:
+            groups.setdefault(identity, []).append(path)
+    for (process, seeds, n_events, _), paths in groups.items():
+        if len(paths) > 1:
+            warn(f"{' and '.join(paths)} hold the same generated events (process {'/'.join(map(str, process))}, "
+                 f"gen_seed {'/'.join(map(str, seeds))}, {n_events} event_ids): one sample used twice, "
+                 f"e.g. train and test generated with one seed?")
+
+
+def check_files(data_config_path, patterns, custom_functions=DEFAULT_CUSTOM_FUNCTIONS, treename=TREE_NAME,
+                warn=_warn_stderr):
+    """Check every file; raise InputError with one line per bad file, ``warn`` for suspicious ones."""
     data_config = load_data_config(data_config_path, custom_functions=custom_functions)
     needed = needed_branches(data_config)
     files = expand(patterns)
-    for path in files:
+    errors, identities = [], {}
+    for path in dict.fromkeys(files):  # a file matched by two patterns is read once
         try:
-            with uproot.open(path) as f:
-                if treename not in f:
-                    raise InputError(f"{path}: no TTree '{treename}' (found: {', '.join(f.keys()) or 'nothing'})")
-                present = set(f[treename].keys())
-        except InputError:
-            raise
-        except Exception as err:  # unreadable, truncated, not ROOT
-            raise InputError(f"{path}: cannot be read as a ROOT file ({err})") from err
-        missing = sorted(needed - present)
-        if missing:
-            raise InputError(
-                f"{path}: branch{'es' if len(missing) > 1 else ''} {', '.join(missing)} needed by "
-                f"{data_config_path} {'are' if len(missing) > 1 else 'is'} not in tree '{treename}'"
-            )
+            identities[path] = check_file(path, needed, data_config_path, treename, warn)
+        except InputError as err:
+            errors.append(str(err))
+    if errors:
+        raise InputError("\n".join(errors))
+    warn_duplicates(identities, warn)
     return files
 
 
@@ -76,8 +161,8 @@ def main(argv=None):
     try:
         files = check_files(args.data_config, args.files, args.custom_functions)
     except (InputError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
-    print(f"{len(files)} file(s) hold every branch {args.data_config} needs")
+        sys.exit("\n".join(f"error: {line}" for line in str(err).splitlines()))
+    print(f"{len(files)} file(s) hold every branch {args.data_config} needs, all readable")
 
 
 if __name__ == "__main__":

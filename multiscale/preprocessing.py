@@ -68,3 +68,17 @@ def wrap_phi(dphi):
 def safe_log(x, floor=1e-3):
     """log(max(x, floor)): absent objects (all zeros) stay finite."""
     return np.log(np.maximum(x, floor))
+
+
+def mass_hypothesis(mH, event_id, masses):
+    """The mass input of a parameterised network (Baldi et al., arXiv:1601.07913).
+
+    Signal events (mH > 0) keep their true m_H; background events get one of ``masses``, fixed per
+    event (a hash of ``event_id``), so that every mass point sees the same background mixture and a
+    rerun gives the same inputs. Pass one mass to evaluate the network at that hypothesis.
+    """
+    masses = np.asarray(masses, dtype=np.float64)
+    mH = np.asarray(mH, dtype=np.float64)
+    # Knuth's multiplicative hash spreads consecutive event ids over the mass points
+    index = (np.asarray(event_id, dtype=np.uint64) * np.uint64(2654435761) >> np.uint64(8)) % np.uint64(len(masses))
+    return np.where(mH > 0, mH, masses[index.astype(np.int64)]).astype(np.float32)

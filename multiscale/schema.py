@@ -10,7 +10,7 @@ TREE_NAME = "Events"
 PROCESS_CODES = {"qcd": 0, "ttbar": 1, "hh4b": 2}
 SIGNAL_PROCESSES = ("hh4b",)
 
-EVENT_BRANCHES = ("event_id", "process", "label", "weight", "mH", "is_signal", "is_background", "met", "met_phi", "ht")
+EVENT_BRANCHES = ("event_id", "gen_seed", "process", "label", "weight", "mH", "is_signal", "is_background", "met", "met_phi", "ht")
 
 FATJET_FIELDS = ("pt", "eta", "phi", "energy", "mass", "sdmass", "tau1", "tau2", "tau3", "nparticles", "nbtag")
 FATJET_PREFIXES = ("fj1", "fj2")

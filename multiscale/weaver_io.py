@@ -42,7 +42,61 @@ def build_model(data_config, network_config=DEFAULT_NETWORK, **options):
     return network.get_model(data_config, **options)
 
 
+class CheckpointError(ValueError):
+    """A model file that cannot be loaded into the model the options build; the message is one line."""
+
+
+def read_checkpoint(model_path) -> dict:
+    """The state dict in ``model_path`` (weaver's ``*_state.pt``), or a one-line CheckpointError."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise CheckpointError(f"no such model file: {path}")
+    try:
+        state = torch.load(path, map_location="cpu")
+    except Exception as err:  # torch.load raises pickle, zip, runtime or unicode errors, by the file's content
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (torch.load: {first_line})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no state dict of model weights (weaver's *_state.pt)")
+    return state
+
+
 def load_trained_model(data_config, model_path, network_config=DEFAULT_NETWORK, **options):
+    state = read_checkpoint(model_path)
     model, model_info = build_model(data_config, network_config, **options)
-    model.load_state_dict(torch.load(model_path, map_location="cpu"))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise CheckpointError(f"{model_path} was trained with other options: {option_hint(state, model.state_dict())}") from None
     return model.eval(), model_info
+
+
+def option_hint(saved: dict, built: dict) -> str:
+    """Which network options probably differ between a checkpoint and the model built, in words."""
+    hints = []
+
+    def differ(part):  # does the key set differ for the keys holding ``part``?
+        return {k for k in saved if part in k} != {k for k in built if part in k}
+
+    streams = [{k.split(".")[1] for k in d if k.startswith("encoders.")} for d in (saved, built)]
+    if streams[0] != streams[1]:
+        hints.append(f"streams {sorted(streams[0])} in the checkpoint, {sorted(streams[1])} here: another data config")
+    if differ(".pair_embed."):
+        has = any(".pair_embed." in k for k in saved)
+        hints.append(f"the checkpoint {'has' if has else 'has no'} pair-bias weights: -o pair_bias {has}")
+    if any("cross_blocks." in k for k in saved) != any("cross_blocks." in k for k in built):
+        hints.append("fusion differs ('cross' has cross_blocks, 'concat' and one-stream models none)")
+    elif differ("cross_blocks."):
+        hints.append("cross_layers differs")
+    if any(differ(f"encoders.{name}.blocks.") for name in streams[0] & streams[1]):
+        hints.append("jet_layers / obj_layers differ")
+    if differ("head."):
+        hints.append("mlp_dims differs")
+    shapes = [k for k in saved.keys() & built.keys() if saved[k].shape != built[k].shape]
+    if shapes:
+        name = next((k for k in shapes if k.endswith("embed.input_bn.weight")), sorted(shapes)[0])
+        what = ("input feature count: -o preset, jet_max_features / obj_max_features or the data config"
+                if name.endswith("embed.input_bn.weight") else
+                "widths: -o preset, jet_dim / obj_dim / mlp_dims / ffn_ratio / heads, or the number of classes")
+        hints.append(f"{what} ({name} is {tuple(saved[name].shape)} in the checkpoint, {tuple(built[name].shape)} here)")
+    return "; ".join(hints) or "the weights do not match this model"

@@ -61,12 +61,32 @@ def test_accelerator_figures_and_mfu_on_cpu():
     from multiscale.benchmark import build, forward_flops, inputs_for
     from multiscale.benchmark.gpu import gpu_figures, peak_bf16
 
-    result = gpu_figures(names=("matched",), batch=4, repeats=1, device="cpu", compile=False, peak=1e12)
+    result = gpu_figures(names=("matched",), batches=(4,), repeats=1, device="cpu", compile=False, peak=1e12,
+                         log=lambda message: None)
     (row,) = result["configs"]
     model, info = build("matched")
     train_flops = 3 * forward_flops(model, inputs_for(info, 4)) / 4
     assert train_flops > 1e6 and math.isclose(row["train_flops_per_event"], train_flops)
-    assert row["fp32_events_per_s"] > 0 and row["bf16_events_per_s"] > 0
-    assert math.isclose(row["mfu"], row["bf16_events_per_s"] * train_flops / 1e12)
+    for key in ("train_fp32", "train_bf16", "infer_fp32", "infer_bf16"):
+        assert row[f"{key}_events_per_s"] > 0, key
+    assert math.isclose(row["mfu"], row["train_bf16_events_per_s"] * train_flops / 1e12)
+    assert row["mfu_variant"] == "bf16" and "1e+12 FLOP/s" in row["mfu_formula"]
     assert peak_bf16("NVIDIA H100 PCIe") == 756e12 and peak_bf16("NVIDIA H100 80GB HBM3") == 989e12
     assert peak_bf16("NVIDIA H200") == 989e12 and peak_bf16("NVIDIA A100-SXM4-80GB") is None
+
+
+def test_profile_and_weaver_timing_helpers():
+    """The profile's kernel categories and the weaver wrapper's per-loop summary (no GPU in CI)."""
+    from multiscale.benchmark.gpu import _category
+    from multiscale.benchmark.weaver_timed import summarise
+
+    assert _category("fmha_cutlassF_bf16_aligned_64x64_rf_sm80") == "attention (SDPA kernels)"
+    assert _category("nvjet_tst_128x64_64x8_1x1_v_bz_TNT").startswith("matrix products")
+    assert _category("void at::native::(anonymous namespace)::fused_adamw_kernel") == "optimizer (fused AdamW)"
+    assert _category("triton_per_fused_native_layer_norm_0") == "layer norm"
+    assert _category("triton_poi_fused_add_mul_3").startswith("triton")
+    # batches start at 0, 1, 3, 6 s and wait 0.5 (the first), 0.2, 0.3, 0.1 s: batches 2 and 3
+    # are timed over [1, 6): waits 0.5 s of 5 s
+    summary = summarise({"train": True, "starts": [0.0, 1.0, 3.0, 6.0], "waits": [0.5, 0.2, 0.3, 0.1]})
+    assert summary["batches"] == 4 and summary["first_wait_s"] == 0.5 and summary["steps_timed"] == 2
+    assert math.isclose(summary["wait_s"], 0.5) and math.isclose(summary["wait_fraction"], 0.1)

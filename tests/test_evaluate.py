@@ -195,10 +195,16 @@ def test_cut_based_selects_the_hand_chosen_events(tmp_path):
 
     summary = evaluate_models({"m": [prediction]}, selection, luminosity_fb=1.0, min_background_events=1).summary
     (reference,) = summary["cut_based"]["samples"]
-    # signal: event 0 of 3 -> 1/3; background: event 4 of 5 -> 1/5, rejection 5
+    # efficiencies are fractions of the expected yields (xsec = acceptance = 1, L = 1): signal 1 event of 3
+    # -> 1/3; background: QCD yields 1 (1/3 per event) and ttbar 1 (1/2 per event), only QCD event 4 passes
+    # -> eps_B = (1/3) / 2 = 1/6, rejection 6 (1/5 of the MC events: the mixture is cross-section weighted)
     assert reference["signal_efficiency"] == pytest.approx(1 / 3)
-    assert reference["background_efficiency"] == pytest.approx(1 / 5)
-    assert reference["background_rejection"] == pytest.approx(5.0)
+    assert reference["background_efficiency"] == pytest.approx(1 / 6)
+    assert reference["background_rejection"] == pytest.approx(6.0)
+    assert (reference["n_signal_pass"], reference["n_background_pass"]) == (1, 1)
+    # one background MC event passes: N_eff = 1, enough for the minimum of 1 asked for here
+    assert reference["background_effective_events"] == pytest.approx(1.0)
+    assert not reference["low_statistics"]
     # yields (xsec = acceptance = 1, L = 1): S = 1/3 (1 of 3 signal events), B = QCD 1/3 (1 of its 3 events)
     # + ttbar 0 (0 of 2) -> S/sqrt(B) = sqrt(1/3)
     assert (reference["S"], reference["B"]) == pytest.approx((1 / 3, 1 / 3))
@@ -272,6 +278,23 @@ def test_cli_default_names_are_file_stems(tmp_path):
     evaluate_main([str(path), "--outdir", str(tmp_path / "out"), "--min-bkg-events", "1"])
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert list(metrics["models"]) == ["my_model"]
+
+
+def test_cli_flags_working_points_below_ten_effective_events(tmp_path):
+    # hand case: 4 background MC events in all, so every working point rests on < 10 effective events
+    path = hand_case(tmp_path, "few.root")
+    evaluate_main([str(path), "--outdir", str(tmp_path / "out")])
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    model = metrics["models"]["few"]
+    assert model["low_statistics"] == ["0.30", "0.50", "0.80", "cut_based"]
+    (training,) = model["per_training"]
+    # eps_S = 0.8 needs the cut score >= 0.2 (ROC point (1, 2/4)): 2 unweighted background events kept
+    assert training["working_points"]["0.80"]["background_effective_events"] == pytest.approx(2.0)
+    assert training["working_points"]["0.80"]["low_statistics"] is True
+    assert training["background_mc"]["effective_events"] == pytest.approx(4.0)
+    assert training["significance"]["significance"] is None  # no cut keeps 10 effective events
+    table = (tmp_path / "out" / "metrics.md").read_text()
+    assert "2.00 †" in table and "N_eff = 2.0" in table
 
 
 def test_cli_missing_branch_is_a_one_line_error(tmp_path):

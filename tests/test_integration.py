@@ -117,3 +117,23 @@ def test_missing_branch_is_named_with_its_file(dataset, tmp_path):
     result = run([sys.executable, "-m", "multiscale.check_inputs", str(config), str(source)], check=False)
     assert result.returncode != 0 and "obj_etaa" in result.stderr and source.name in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_in_memory_training_iterates_over_every_event(env, dataset):
+    """With --in-memory weaver loads the data once and re-shuffles it each time it has gone through
+    it: the number of re-shuffles counts how many events it holds. Three passes' worth of steps
+    over all training events must give at most 3 re-shuffles (a fifth of the events would give 15)."""
+    n_events = sum(uproot.open(f)["Events"].num_entries for f in (dataset / "train").glob("*.root"))
+    n_train = int(0.8 * n_events)  # weaver's default --train-val-split
+    batch = 32
+    steps = 3 * n_train // batch
+    run(["./train_multiscale.sh", "kin", "--num-epochs", "1", "--batch-size", str(batch), "--in-memory",
+         "--steps-per-epoch", str(steps), "--num-workers", "0", "--optimizer", "adamw"], {**env, "COMMENT": "passes"})
+    log = open(os.path.join(env["MS_OUTDIR"], "kin_full_passes", "train.log")).read()
+    reshuffles = log.count("Re-shuffled DataIter train")
+    assert 2 <= reshuffles <= 3, f"{reshuffles} passes over the loaded events: weaver loaded {steps * batch // max(reshuffles, 1)} of {n_train}"
+
+
+def test_in_memory_with_a_fraction_is_refused(env):
+    result = run(["./train_multiscale.sh", "kin", *SHORT_TRAINING, "--fetch-step", "0.2"], env, check=False)
+    assert result.returncode != 0 and "--fetch-step 0.2" in result.stderr and "Traceback" not in result.stderr

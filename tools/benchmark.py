@@ -5,6 +5,7 @@ size, weaver's own training loop on ROOT files, and on a GPU bf16, torch.compile
 
     python tools/benchmark.py --out docs/benchmark_cpu.json        # everything, < 5 min on 2 cores
     python tools/benchmark.py --quick --configs matched --out /tmp/b.json   # seconds
+    python tools/benchmark.py --gpu --out docs/benchmark_gpu.json  # the GPU suite only (tools/benchmark_gpu.sh)
 
 Figures are medians of repeated timed calls after warm-up; the machine load (loadavg) is recorded
 beside each part, since other processes on the machine change the figures. The weaver loop reads
@@ -27,6 +28,8 @@ import torch  # noqa: E402
 
 from multiscale.benchmark import configs, gpu, suite, weaver_loop  # noqa: E402
 from multiscale.benchmark.configs import MATCHED_BATCH  # noqa: E402
+from multiscale.benchmark.onnx import onnx_figures  # noqa: E402
+from multiscale.benchmark.timing import eager_inference_throughput  # noqa: E402
 
 COLUMNS = [  # (key, header, format)
     ("config", "config", "s"), ("parameters", "params", "d"), ("forward_flops_per_event", "MFLOP/ev fwd", "M"),
@@ -35,6 +38,18 @@ COLUMNS = [  # (key, header, format)
     ("infer_batch", "infer b", "d"), ("eager_events_per_s", "eager ev/s", ".0f"),
     ("onnx_events_per_s", "onnx ev/s", ".0f"), ("onnx_max_abs_diff", "|torch-onnx|", ".1e"),
     ("eager_peak_rss_mb", "infer MB", ".0f"),
+]
+
+
+GPU_COLUMNS = [
+    ("config", "config", "s"), ("batch", "batch", "d"), ("train_flops_per_event", "MFLOP/ev train", "M"),
+    ("train_fp32_events_per_s", "fp32", ".0f"), ("train_bf16_events_per_s", "bf16", ".0f"),
+    ("train_fp32_compiled_events_per_s", "fp32 compiled", ".0f"),
+    ("train_bf16_compiled_events_per_s", "bf16 compiled", ".0f"),
+    ("train_bf16_compiled_cudagraphs_events_per_s", "bf16 CUDA graphs", ".0f"),
+    ("infer_fp32_events_per_s", "infer fp32", ".0f"), ("infer_bf16_events_per_s", "infer bf16", ".0f"),
+    ("train_bf16_peak_memory_mb", "train bf16 MB", ".0f"), ("train_fp32_peak_memory_mb", "train fp32 MB", ".0f"),
+    ("infer_bf16_peak_memory_mb", "infer bf16 MB", ".0f"), ("mfu", "MFU", ".2%"),
 ]
 
 
@@ -105,13 +120,108 @@ def parse_args(argv=None):
     add("--weaver-data", nargs="+", default=None, metavar="NAME:GLOB",
         help="ROOT files for the weaver loop, weaver's --data-train syntax (default: see above)")
     add("--weaver-steps", type=int, default=60, help="steps per weaver epoch (default %(default)s)")
+    gpu_args = parser.add_argument_group("GPU suite (--gpu)")
+    gpu_args.add_argument("--gpu", action="store_true",
+                          help="only the GPU suite: fp32/bf16 training with and without torch.compile, inference, "
+                               "memory, MFU, a profile, weaver's loop on the GPU, onnxruntime on the CPU cores")
+    gpu_args.add_argument("--device", default="cuda", help="device of the GPU suite (cpu: a dry run; default cuda)")
+    gpu_args.add_argument("--gpu-configs", nargs="+", default=["cross", "cross_pair"])
+    gpu_args.add_argument("--gpu-batches", nargs="+", type=int, default=[512, 1024])
+    gpu_args.add_argument("--gpu-repeats", type=int, default=10, help="timed steps per GPU figure (median)")
+    gpu_args.add_argument("--compile-budget", type=float, default=150,
+                          help="seconds for the torch.compile figures; the rest are skipped (default %(default)s)")
+    gpu_args.add_argument("--no-compile", action="store_true", help="no torch.compile figures")
+    gpu_args.add_argument("--no-profile", action="store_true", help="skip the profiles")
+    gpu_args.add_argument("--compile-precisions", nargs="*", default=["bf16", "fp32"], choices=["bf16", "fp32"],
+                          help="precisions of the torch.compile figures, in this order (default: %(default)s)")
+    gpu_args.add_argument("--cudagraphs", action="store_true",
+                          help="also bf16 torch.compile mode='reduce-overhead' (CUDA graphs), first configuration")
+    gpu_args.add_argument("--weaver-variants", nargs="+", type=int, default=[0, 1, 2, 3],
+                          help="which of WEAVER_GPU_VARIANTS to run (indices; default all)")
+    gpu_args.add_argument("--no-attention-backends", action="store_true",
+                          help="skip the training figures with each SDPA backend forced")
+    gpu_args.add_argument("--weaver-budget", type=float, default=120,
+                          help="seconds for the weaver runs; later variants are skipped (default %(default)s)")
+    gpu_args.add_argument("--onnx-batch", type=int, default=256, help="batch of the onnxruntime figure")
     return parser.parse_args(argv)
+
+
+# weaver's loop on the GPU: (data loading options, what they are); cross at the GPU batch, bf16 autocast
+WEAVER_GPU_VARIANTS = (
+    ({"in_memory": True, "num_workers": 0, "fetch_step": 1}, "--in-memory, loading in the main process"),
+    ({"in_memory": False, "num_workers": 0, "fetch_step": 0.1}, "files read during training, main process"),
+    ({"in_memory": False, "num_workers": 4, "fetch_step": 1}, "files read during training, 4 workers"),
+    ({"in_memory": True, "num_workers": 4, "fetch_step": 1}, "--in-memory, 4 workers"),
+)
+
+
+def run_gpu(args, result):
+    """The GPU suite: model figures, profiles, weaver's loop on the GPU, onnxruntime on the CPU cores.
+    The JSON is written after each part, so a run stopped by a time limit keeps what it measured."""
+    device = args.device
+
+    def save():
+        write_json(Path(args.out), {**result, "partial": True})
+
+    result["gpu"] = gpu.gpu_figures(args.gpu_configs, args.gpu_batches, args.gpu_repeats, device,
+                                    compile=not args.no_compile, compile_budget_s=args.compile_budget, log=log,
+                                    compile_precisions=args.compile_precisions, cudagraphs=args.cudagraphs)
+    if result["gpu"] is None:
+        raise SystemExit("--gpu: no CUDA device (use --device cpu for a dry run)")
+    save()
+    batch = args.gpu_batches[0]
+    result["gpu_profile"] = []
+    for compiled in (False, True)[: 0 if args.no_profile else 1 if args.no_compile else 2]:
+        try:
+            result["gpu_profile"].append(gpu.profile_training(args.gpu_configs[0], batch, device, "bf16",
+                                                              compiled=compiled))
+            p = result["gpu_profile"][-1]
+            log(f"profile ({'compiled' if compiled else 'eager'}): {p['wall_ms_per_step']:.2f} ms/step, "
+                f"GPU kernels {p['gpu_kernel_ms_per_step']:.2f} ms")
+        except Exception as err:  # a profile is a bonus: keep the figures
+            result["gpu_profile"].append({"compiled": compiled, "error": f"{type(err).__name__}: {err}"[:500]})
+        save()
+    if not args.no_attention_backends:
+        result["gpu_attention_backends"] = gpu.attention_backends(args.gpu_configs[0], args.gpu_batches, device,
+                                                                  repeats=args.gpu_repeats)
+        log(f"attention backends: {result['gpu_attention_backends']}")
+    save()
+    if not args.no_weaver:
+        result["weaver_gpu"] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            data = args.weaver_data or default_weaver_data(tmp)
+            start = time.perf_counter()
+            for options, what in [WEAVER_GPU_VARIANTS[i] for i in args.weaver_variants]:
+                if time.perf_counter() - start > args.weaver_budget:
+                    result["weaver_gpu"].append({**options, "what": what, "skipped": "weaver budget spent"})
+                    continue
+                try:
+                    w = weaver_loop.weaver_throughput(
+                        data, data_config="data/jets_kin.yaml", batch=batch, steps=args.weaver_steps, epochs=2,
+                        options={"fusion": "cross"}, gpus="0" if device == "cuda" else "",
+                        extra_args=("--use-amp", "--amp-dtype", "bf16") if device == "cuda" else (),
+                        timed=True, **options)
+                    w["what"] = what
+                except Exception as err:
+                    w = {**options, "what": what, "error": f"{type(err).__name__}: {err}"[-1500:]}
+                result["weaver_gpu"].append(w)
+                log(f"weaver ({what}): {w.get('epochs', w.get('error'))}")
+                save()
+    model, info = configs.build(args.gpu_configs[0], for_inference=True)
+    inputs = configs.inputs_for(info, args.onnx_batch)
+    result["onnx_cpu"] = {"config": args.gpu_configs[0], "batch": args.onnx_batch, "threads": torch.get_num_threads(),
+                          "cores": os.cpu_count(), **onnx_figures(model, info, inputs, args.repeats)}
+    result["onnx_cpu"]["torch_eager_cpu_events_per_s"] = eager_inference_throughput(model.cpu(), inputs, args.repeats)
+    log(f"onnxruntime on the CPU: {result['onnx_cpu']['onnx_events_per_s']:.0f} ev/s")
+    return _finish(result)
 
 
 def run(args, argv):
     if args.threads:
         torch.set_num_threads(args.threads)
     result = {"machine": suite.machine(), "command": shlex.join(["tools/benchmark.py", *argv])}
+    if args.gpu:
+        return run_gpu(args, result)
     sizes = {"matched": (MATCHED_BATCH, configs.INFER_BATCH)}
     default_sizes = (configs.TRAIN_BATCH, configs.INFER_BATCH)
     repeats = args.repeats
@@ -143,7 +253,9 @@ def run(args, argv):
         result["sweeps_loadavg"] = [round(load, 2), round(os.getloadavg()[0], 2)]
         log("batch sweep done")
     if torch.cuda.is_available() and not args.quick:
-        result["gpu"] = gpu.gpu_figures()
+        result["gpu"] = gpu.gpu_figures(args.gpu_configs, args.gpu_batches, args.gpu_repeats,
+                                        compile=not args.no_compile, compile_budget_s=args.compile_budget, log=log,
+                                        compile_precisions=args.compile_precisions, cudagraphs=args.cudagraphs)
         log("GPU figures done")
     if not (args.quick or args.no_weaver):
         with tempfile.TemporaryDirectory() as tmp:
@@ -215,7 +327,38 @@ def report(result):
         if key in result:
             print(f"\n{key}\n{table(result[key])}")
     if result.get("gpu"):
-        print(f"\ngpu ({result['gpu']['device']})\n{table(result['gpu']['configs'])}")
+        print(f"\ngpu ({result['gpu']['device']})\n{table(result['gpu']['configs'], GPU_COLUMNS)}")
+        for key in ("compile_error", "compile_skipped"):
+            for row in result["gpu"]["configs"]:
+                if key in row:
+                    print(f"  {row['config']} {row['batch']}: {key} {row[key]}")
+    for p in result.get("gpu_profile", []):
+        if "error" in p:
+            print(f"\nprofile (compiled={p['compiled']}) failed: {p['error']}")
+            continue
+        print(f"\nprofile {p['config']} batch {p['batch']} {p['precision']} compiled={p['compiled']}: "
+              f"{p['wall_ms_per_step']:.2f} ms/step wall, {p['gpu_kernel_ms_per_step']:.2f} ms of kernels "
+              f"({p['kernels_per_step']:.0f} kernels/step)")
+        print("  by category (ms/step): " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                     p["kernel_ms_per_step_by_category"].items()))
+        if p["forward_ms_per_step_by_part"]:
+            print("  forward by part (ms/step): " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                            p["forward_ms_per_step_by_part"].items()))
+        for k in p["top_kernels"][:8]:
+            print(f"    {k['ms_per_step']:7.3f} ms  {k['category'][:12]:12s} {k['kernel'][:90]}")
+    if result.get("gpu_attention_backends"):
+        print(f"\nattention implementation forced (eager bf16 training events/s)\n{table(result['gpu_attention_backends'])}")
+    for w in result.get("weaver_gpu", []):
+        print(f"\nweaver on the GPU, {w['what']}: " + (str(w.get("error") or w.get("skipped")) if "epochs" not in w else
+              "; ".join(f"epoch {i + 1} {e['events_per_s']:.0f} ev/s, waits for data "
+                        f"{100 * (e.get('data_wait', {}).get('wait_fraction') or 0):.0f}% "
+                        f"(first batch {e.get('data_wait', {}).get('first_wait_s') or 0:.2f} s)"
+                        for i, e in enumerate(w["epochs"]))))
+    if "onnx_cpu" in result:
+        o = result["onnx_cpu"]
+        print(f"\nonnxruntime on the CPU ({o['threads']} threads), {o['config']} batch {o['batch']}: "
+              f"{o['onnx_events_per_s']:.0f} ev/s (torch eager on the CPU {o['torch_eager_cpu_events_per_s']:.0f}), "
+              f"max |diff| {o['onnx_max_abs_diff']:.1e}")
     if "weaver" in result:
         w = result["weaver"]
         print(f"\nweaver loop (matched model from data/jets.yaml, batch {w['batch']}, {w['steps_per_epoch']} "
@@ -233,12 +376,16 @@ def main(argv=None):
     result = run(args, argv)
     report(result)
     out = Path(args.out)
+    write_json(out, result)
+    print(f"wrote {out}")
+    return 0
+
+
+def write_json(out, result):
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(result, indent=1, default=str))
     tmp.replace(out)  # never a half-written file
-    print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,11 @@ CONFIGS = {
     "cross_paper": ("jets_kin.yaml", {"fusion": "cross", "preset": "paper"}),
     "matched": (None, MATCHED_OPTIONS),
 }
+# measured on request only (not in tools/benchmark.py's default list): cross with the ParT pairwise
+# bias over the constituent pairs (``-o pair_bias True``), ~5x slower on CPU; the GPU figures use it
+EXTRA_CONFIGS = {
+    "cross_pair": ("jets_kin.yaml", {"fusion": "cross", "pair_bias": True}),
+}
 TRAIN_BATCH = 128  # the batch of the fusion study (tools/study_fusion.sh)
 INFER_BATCH = 256
 
@@ -39,7 +44,7 @@ def matched_data_config():
 
 def build(name, for_inference=False, seed=0, **overrides):
     """(model, model_info) of a named configuration, as weaver's get_model returns them."""
-    config_file, options = CONFIGS[name]
+    config_file, options = {**CONFIGS, **EXTRA_CONFIGS}[name]
     return build_from(config_file, {**options, **overrides}, for_inference, seed)
 
 

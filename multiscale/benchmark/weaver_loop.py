@@ -8,6 +8,7 @@ with --in-memory), then per step the batch from memory, its gradient clipping, `
 and progress bar.
 """
 
+import json
 import os
 import re
 import shlex
@@ -54,34 +55,46 @@ def generate_sample(outdir, events=300, seed=7):
 
 
 def weaver_throughput(train_globs, data_config="data/jets.yaml", batch=50, steps=60, epochs=2,
-                      options=WEAVER_MATCHED_OPTIONS, optimizer_options=(("fused", True),)):
-    """Run ``weaver --in-memory --steps-per-epoch`` and return its per-epoch speeds.
+                      options=WEAVER_MATCHED_OPTIONS, optimizer_options=(("fused", True),), gpus="",
+                      in_memory=True, num_workers=0, fetch_step=1, extra_args=(), timed=False):
+    """Run ``weaver [--in-memory] --steps-per-epoch`` and return its per-epoch speeds.
 
     weaver times each epoch's loop itself (the 'avg. speed' of its log). With --in-memory the
     ROOT files are read and preprocessed when the first epoch's loader starts, inside that timer:
     epoch 1 = loading + training, the last epoch = the steady loop. The wall clock of the whole
-    command (start-up, validation, saving) is reported beside them.
+    command (start-up, validation, saving) is reported beside them. ``gpus``: weaver's --gpus
+    ("" = CPU); ``extra_args``: more weaver arguments (e.g. ``--use-amp``). ``timed``: run it
+    through ``weaver_timed``, which adds per training epoch the time its steps waited for their
+    batch (``data_wait``).
     """
     network_options = [x for name, value in options.items() for x in ("-o", name, repr(value))]
     optimizer_args = [x for name, value in optimizer_options for x in ("-p", name, repr(value))]
+    module = "multiscale.benchmark.weaver_timed" if timed else "weaver.train"
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "train.log")
-        cmd = [sys.executable, "-m", "weaver.train", "--data-config", str(data_config),
+        timing = os.path.join(tmp, "timing.jsonl")
+        cmd = [sys.executable, "-m", module, "--data-config", str(data_config),
                "--network-config", "networks/multiscale_cross.py", "--custom-functions", "data/jet_functions.py",
-               *network_options, "--gpus", "", "--data-train", *train_globs, "--in-memory",
+               *network_options, "--gpus", gpus, "--data-train", *train_globs,
+               *(["--in-memory"] if in_memory else []),
                "--steps-per-epoch", str(steps), "--num-epochs", str(epochs), "--batch-size", str(batch),
-               "--start-lr", "1e-3", "--optimizer", "adamw", *optimizer_args, "--num-workers", "0",
-               "--fetch-step", "1", "--model-prefix", os.path.join(tmp, "net"), "--log", log]
+               "--start-lr", "1e-3", "--optimizer", "adamw", *optimizer_args, "--num-workers", str(num_workers),
+               "--fetch-step", str(fetch_step), *extra_args, "--model-prefix", os.path.join(tmp, "net"), "--log", log]
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+        env = {**os.environ, "MULTISCALE_WEAVER_TIMING": timing}
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         text = open(log).read() if os.path.exists(log) else ""
         if proc.returncode:
             raise RuntimeError(f"weaver failed ({proc.returncode}):\n{(proc.stderr or text)[-3000:]}")
+        loops = [json.loads(line) for line in open(timing)] if os.path.exists(timing) else []
     per_epoch = parse_weaver_log(text)
+    for epoch, loop in zip(per_epoch, [loop for loop in loops if loop["train"]]):
+        epoch["data_wait"] = {k: v for k, v in loop.items() if k != "train"}
     return {
         "command": shlex.join(["weaver"] + cmd[3:]).replace(tmp, "$TMP"),
-        "batch": batch, "steps_per_epoch": steps,
+        "batch": batch, "steps_per_epoch": steps, "in_memory": in_memory, "num_workers": num_workers,
+        "fetch_step": fetch_step, "gpus": gpus, "extra_args": list(extra_args),
         "epochs": per_epoch,
         "steady_events_per_s": per_epoch[-1]["events_per_s"] if per_epoch else None,
         "first_epoch_events_per_s": per_epoch[0]["events_per_s"] if per_epoch else None,

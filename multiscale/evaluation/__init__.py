@@ -3,9 +3,12 @@
 Modules, one job each:
 
 * ``io``        read ``weaver --predict`` ROOT files, with one-line errors naming file and branch
-* ``yields``    expected yields at a luminosity from the ``xsec_fb`` / ``acceptance`` observers
-* ``metrics``   ROC, AUC, background rejection at fixed signal efficiency, best S/sqrt(B)
-* ``cutbased``  the classic cut-based reference analysis (soft-drop masses, b-tags, m_jj window)
+* ``yields``    expected yields at a luminosity from the ``weight`` / ``xsec_fb`` / ``acceptance``
+                observers; background MC statistics (sum, sqrt(sum w^2), N_eff)
+* ``metrics``   weighted ROC, AUC, background rejection at fixed signal efficiency, best S/sqrt(B)
+* ``limits``    expected CLs upper limits with pyhf; histograms of the score with N_eff >= 10 per bin
+* ``cutbased``  the classic cut-based reference analysis (soft-drop masses, b-tags, m_jj window), its
+                optimisation per mass point and its expected limit
 * ``summary``   per-training numbers, combined over repeated trainings of a model
 * ``report``    ``metrics.json`` and the markdown table
 * ``plotting``  ROC (rejection vs signal efficiency) and score distributions

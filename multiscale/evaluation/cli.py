@@ -1,6 +1,7 @@
 """Command line of ``tools/evaluate.py`` (see its docstring and docs/evaluation.md)."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def parse_args(argv=None):
     add("--mH", type=float, default=1000.0,
         help="heavy-scalar mass in GeV, centre of the cut-based m_jj window (default 1000)")
     add("--min-bkg-events", type=int, default=MIN_BACKGROUND_EVENTS,
-        help=f"score cuts keeping fewer background MC events are not scanned (default {MIN_BACKGROUND_EVENTS})")
+        help="score cuts keeping fewer effective background MC events, (sum w)^2 / sum w^2, are not scanned; "
+             f"working points below it are flagged (default {MIN_BACKGROUND_EVENTS})")
     add("--cut-btags", type=int, default=3,
         help="cut-based: minimum b-tagged subjets summed over the two fat jets (default 3)")
     add("--cut-sdmass", type=float, nargs=2, default=(90.0, 150.0), metavar=("LO", "HI"),
@@ -57,6 +59,15 @@ def check_args(args):
         fail(f"--mH must be positive, got {args.mH:g}")
     if args.cut_sdmass[0] >= args.cut_sdmass[1] or args.cut_mjj[0] >= args.cut_mjj[1]:
         fail("--cut-sdmass and --cut-mjj need LO < HI")
+
+
+def check_outdir(outdir):
+    """Stop with one line, before the evaluation runs, when --outdir cannot be created or written."""
+    existing = next(p for p in (outdir, *outdir.parents) if p.exists())
+    if not existing.is_dir():
+        fail(f"--outdir {outdir}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"--outdir {outdir}: {existing} is not writable")
 
 
 def group_by_name(predictions, names):
@@ -82,6 +93,7 @@ def check_mass_point(models, mH):
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
+    check_outdir(Path(args.outdir))
     names = args.names or [Path(p).stem for p in args.predictions]
     try:
         predictions = read_predictions(args.predictions)

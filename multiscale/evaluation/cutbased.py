@@ -8,7 +8,14 @@ An event is selected when
    [lo * m_H, hi * m_H] (default [0.8, 1.1] * m_H: the window is asymmetric because FSR and
    out-of-cone radiation pull m_jj below m_H).
 
-It does not use the classifier score; it is drawn as a single point on the ROC.
+It does not use the classifier score; it is drawn as a single point on the ROC. Efficiencies are
+fractions of the expected yields (weighted MC, see yields.py).
+
+:func:`optimise` picks the selection per mass point: it scans a grid of the three requirements
+(:class:`OptimisationGrid`) in one pass over the events (a cumulative histogram over the grid) and
+keeps the best expected S/sqrt(B) among the working points whose background holds at least
+``MIN_BACKGROUND_EVENTS`` effective MC events; :func:`cut_based_limit` gives the expected limit of a
+selection (one bin, or bins of m_jj).
 """
 
 from dataclasses import asdict, dataclass
@@ -16,8 +23,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import vector
 
-from .metrics import MIN_BACKGROUND_EVENTS, rejection
-from .yields import expected_yields
+from .limits import DEFAULT_CL, binned_yields, limit_from_histograms, signal_cross_section
+from .metrics import MIN_BACKGROUND_EVENTS, effective_events, enough_events, rejection
+from .yields import mc_statistics, yield_weights
 
 
 @dataclass(frozen=True)
@@ -54,42 +62,192 @@ def dijet_mass(arrays):
     return np.asarray((jets[0] + jets[1]).mass)
 
 
-def select(arrays, selection):
-    """Boolean mask of the events passing ``selection``."""
+def select(arrays, selection, mjj=None):
+    """Boolean mask of the events passing ``selection`` (``mjj``: dijet_mass(arrays), when already computed)."""
     lo, hi = selection.sdmass_window
     in_higgs_window = np.ones(len(arrays["fj1_sdmass"]), dtype=bool)
     for jet in ("fj1", "fj2"):
         in_higgs_window &= (arrays[f"{jet}_sdmass"] >= lo) & (arrays[f"{jet}_sdmass"] <= hi)
     enough_btags = (arrays["fj1_nbtag"] + arrays["fj2_nbtag"]) >= selection.min_btags
-    mjj = dijet_mass(arrays)
+    mjj = dijet_mass(arrays) if mjj is None else mjj
     in_mass_window = (mjj >= selection.mjj_window[0] * selection.mH) & (mjj <= selection.mjj_window[1] * selection.mH)
     return in_higgs_window & enough_btags & in_mass_window
 
 
 def evaluate(prediction, selection, luminosity_fb, min_background_events=MIN_BACKGROUND_EVENTS):
-    """Efficiencies, rejection and S/sqrt(B) of the selection on one sample."""
+    """Efficiencies (fractions of the expected yields), rejection, S, B, background MC statistics and
+    S/sqrt(B) of the selection on one sample."""
     passed = select(prediction.arrays, selection)
     is_signal = prediction.is_signal
-    n_sig_pass, n_bkg_pass = int((passed & is_signal).sum()), int((passed & ~is_signal).sum())
-    eff_b = n_bkg_pass / prediction.n_background
-    s, b = expected_yields(prediction, luminosity_fb, passed)
+    yields = yield_weights(prediction, luminosity_fb)
+    background_all = mc_statistics(yields[~is_signal])
+    background = mc_statistics(yields[passed & ~is_signal])
+    s, b = float(yields[passed & is_signal].sum()), background["yield"]
+    eff_b = b / background_all["yield"]
+    n_bkg_pass = int((passed & ~is_signal).sum())
     result = {
-        "signal_efficiency": n_sig_pass / prediction.n_signal,
+        "signal_efficiency": s / float(yields[is_signal].sum()),
         "background_efficiency": eff_b,
         "background_rejection": rejection(eff_b),
-        "n_signal_pass": n_sig_pass,
+        "n_signal_pass": int((passed & is_signal).sum()),
         "n_background_pass": n_bkg_pass,
         "n_signal": prediction.n_signal,
         "n_background": prediction.n_background,
+        "n_background_effective": background_all["effective_events"],
         "S": s,
         "B": b,
+        "B_stat_uncertainty": background["stat_uncertainty"],
+        "background_effective_events": background["effective_events"],
         "significance": s / np.sqrt(b) if b > 0 else None,
+        "low_statistics": not bool(enough_events(background["effective_events"], min_background_events)),
     }
     # unlike the score scan, a fixed cut is always reported; flag when B rests on too few events
     if n_bkg_pass == 0:
         result["note"] = (
-            f"no background MC event passes: rejection > {prediction.n_background}, S/sqrt(B) undefined"
+            f"no background MC event passes: rejection > {background_all['effective_events']:.0f} "
+            "(effective background MC events), S/sqrt(B) undefined"
         )
-    elif n_bkg_pass < min_background_events:
-        result["note"] = f"only {n_bkg_pass} background MC events pass: B and S/sqrt(B) are unreliable"
+    elif result["low_statistics"]:
+        result["note"] = (
+            f"B rests on {background['effective_events']:.1f} effective background MC events "
+            f"(< {min_background_events}): B and S/sqrt(B) are unreliable"
+        )
     return result
+
+
+# --- expected limit of a selection -----------------------------------------------------------------------------
+
+
+def cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins=1, min_effective_events=MIN_BACKGROUND_EVENTS):
+    """Yields of the selected events in ``mjj_bins`` equal bins of m_jj across the selection's window
+    (1: a single count), merged from the high end until every bin has background N_eff >=
+    min_effective_events (see limits.binned_yields)."""
+    mjj = dijet_mass(prediction.arrays)
+    passed = select(prediction.arrays, selection, mjj)
+    edges = np.linspace(selection.mjj_window[0] * selection.mH, selection.mjj_window[1] * selection.mH, mjj_bins + 1)
+    bin_index = np.clip(np.searchsorted(edges[1:-1], mjj, side="right"), 0, mjj_bins - 1)
+    bin_index = np.where(passed, bin_index, -1)
+    yields = yield_weights(prediction, luminosity_fb)
+    return binned_yields(bin_index, edges, prediction.is_signal, yields, min_effective_events)
+
+
+def cut_based_limit(prediction, selection, luminosity_fb, mjj_bins=1, cl=DEFAULT_CL,
+                    min_effective_events=MIN_BACKGROUND_EVENTS, optimizer=None, mc_stat=True):
+    """Expected limit on mu and on sigma x BR (fb) from the events passing ``selection`` (limits.py)."""
+    histograms = cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins, min_effective_events)
+    return limit_from_histograms(histograms, signal_cross_section(prediction), cl, optimizer, mc_stat)
+
+
+# --- optimisation per mass point -------------------------------------------------------------------------------
+
+
+def _steps(first, last, step):
+    return tuple(float(v) for v in np.round(np.arange(first, last + step / 2, step), 6))
+
+
+@dataclass(frozen=True)
+class OptimisationGrid:
+    """The requirements :func:`optimise` scans (every combination: 9 x 7 x 3 x 6 x 6 = 6804 by default)."""
+
+    sdmass_low: tuple = _steps(70.0, 110.0, 5.0)  # GeV, lower edge of the soft-drop mass window
+    sdmass_high: tuple = _steps(130.0, 160.0, 5.0)  # GeV, upper edge
+    min_btags: tuple = (2, 3, 4)
+    mjj_low: tuple = _steps(0.70, 0.95, 0.05)  # fractions of mH
+    mjj_high: tuple = _steps(1.05, 1.30, 0.05)
+
+    def cuts(self):
+        """The five lists of cut values, in the order of the axes of :func:`scan`'s arrays."""
+        return (self.sdmass_low, self.sdmass_high, self.min_btags, self.mjj_low, self.mjj_high)
+
+    def size(self):
+        return int(np.prod([len(values) for values in self.cuts()]))
+
+
+def _lower_cut_index(values, cuts):
+    """Event passes ``value >= cuts[a]`` for a < index (cuts ascending)."""
+    return np.searchsorted(np.asarray(cuts, dtype=np.float64), values, side="right")
+
+
+def _upper_cut_index(values, cuts):
+    """Event passes ``value <= cuts[b]`` for b >= index (cuts ascending)."""
+    return np.searchsorted(np.asarray(cuts, dtype=np.float64), values, side="left")
+
+
+def _passing_sums(indices, lower, weights, shape):
+    """Sum of ``weights`` of the events passing every grid point.
+
+    ``indices``: per requirement, each event's index from _lower_cut_index / _upper_cut_index;
+    ``lower``: per requirement, whether it is a lower edge. An event histogrammed by its indices
+    passes a lower-edge cut a when its index is > a, an upper-edge cut b when its index is <= b,
+    so the passing sums are cumulative sums of the histogram, from above or from below.
+    """
+    cells = tuple(n + 1 for n in shape)
+    histogram = np.bincount(np.ravel_multi_index(indices, cells), weights=weights, minlength=int(np.prod(cells)))
+    histogram = histogram.reshape(cells)
+    for axis, is_lower in enumerate(lower):
+        if is_lower:  # passes a: index in a+1..n
+            histogram = np.flip(np.cumsum(np.flip(histogram, axis), axis), axis)
+            histogram = np.take(histogram, np.arange(1, cells[axis]), axis=axis)
+        else:  # passes b: index in 0..b
+            histogram = np.take(np.cumsum(histogram, axis), np.arange(cells[axis] - 1), axis=axis)
+    return histogram
+
+
+def scan(prediction, luminosity_fb, mH, grid=OptimisationGrid()):
+    """S, B and background sum(y^2) at every grid point: arrays of shape
+    (sdmass_low, sdmass_high, min_btags, mjj_low, mjj_high)."""
+    arrays = prediction.arrays
+    sdmass = np.stack([np.asarray(arrays[f"{jet}_sdmass"], dtype=np.float64) for jet in ("fj1", "fj2")])
+    nbtag = np.asarray(arrays["fj1_nbtag"], dtype=np.int64) + np.asarray(arrays["fj2_nbtag"], dtype=np.int64)
+    mjj = dijet_mass(arrays)
+    indices = (
+        _lower_cut_index(sdmass.min(axis=0), grid.sdmass_low),  # both jets >= lo
+        _upper_cut_index(sdmass.max(axis=0), grid.sdmass_high),  # both jets <= hi
+        _lower_cut_index(nbtag, grid.min_btags),
+        _lower_cut_index(mjj, [lo * mH for lo in grid.mjj_low]),  # same products as select()
+        _upper_cut_index(mjj, [hi * mH for hi in grid.mjj_high]),
+    )
+    lower = (True, False, True, True, False)
+    shape = tuple(len(values) for values in grid.cuts())
+    yields = yield_weights(prediction, luminosity_fb)
+    sig = prediction.is_signal
+    return {
+        "S": _passing_sums(indices, lower, np.where(sig, yields, 0.0), shape),
+        "B": _passing_sums(indices, lower, np.where(sig, 0.0, yields), shape),
+        "B_sumw2": _passing_sums(indices, lower, np.where(sig, 0.0, np.square(yields)), shape),
+    }
+
+
+def optimise(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_background_events=MIN_BACKGROUND_EVENTS,
+             mjj_bins=1, cl=DEFAULT_CL, optimizer=None):
+    """The grid point with the best expected S/sqrt(B) among those whose background has N_eff >=
+    min_background_events, and its expected limit (``mjj_bins`` bins of m_jj, 1 = a count).
+
+    Returns {selection (CutBasedSelection or None), definition, the keys of :func:`evaluate` (S, B,
+    B_stat_uncertainty, background_effective_events, efficiencies, significance, ...), limit
+    (limits.limit_from_histograms), working_points, qualifying}. The choice is made on the same
+    sample as the yields: with few MC events the best S/sqrt(B) is biased upwards.
+    """
+    sums = scan(prediction, luminosity_fb, mH, grid)
+    n_eff = effective_events(sums["B"], sums["B_sumw2"])
+    qualifies = enough_events(n_eff, min_background_events) & (sums["B"] > 0)
+    result = {"mH": float(mH), "working_points": grid.size(), "qualifying": int(qualifies.sum()),
+              "min_background_events": min_background_events}
+    if not qualifies.any():
+        return {**result, "selection": None, "limit": None,
+                "note": f"no working point keeps >= {min_background_events} effective background MC events"}
+    z = np.where(qualifies, sums["S"] / np.sqrt(np.where(qualifies, sums["B"], 1.0)), -np.inf)
+    a, b, k, lo, hi = np.unravel_index(int(np.argmax(z)), z.shape)
+    selection = CutBasedSelection(
+        mH=float(mH),
+        sdmass_window=(grid.sdmass_low[a], grid.sdmass_high[b]),
+        min_btags=int(grid.min_btags[k]),
+        mjj_window=(grid.mjj_low[lo], grid.mjj_high[hi]),
+    )
+    return {
+        **result,
+        "selection": selection,
+        "definition": selection.describe(),
+        **evaluate(prediction, selection, luminosity_fb, min_background_events),
+        "limit": cut_based_limit(prediction, selection, luminosity_fb, mjj_bins, cl, min_background_events, optimizer),
+    }

@@ -18,7 +18,7 @@ from ..schema import TREE_NAME
 TRUTH_BRANCH = "is_signal"
 SCORE_BRANCH = "score_is_signal"
 # what the yield normalisation needs (see yields.py)
-NORMALISATION_BRANCHES = ("process", "xsec_fb", "acceptance")
+NORMALISATION_BRANCHES = ("process", "weight", "xsec_fb", "acceptance")
 # what the cut-based reference needs (see cutbased.py)
 CUTBASED_BRANCHES = tuple(
     f"{jet}_{field}" for jet in ("fj1", "fj2") for field in ("pt", "eta", "phi", "mass", "sdmass", "nbtag")
@@ -89,7 +89,7 @@ def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES
 
 
 def _check_content(prediction):
-    """A ROC needs both classes; the branches must hold one number per event."""
+    """A ROC needs both classes; the branches must hold one finite number per event (score, weight)."""
     for name, values in prediction.arrays.items():
         if values.ndim != 1 or values.dtype == object:
             raise PredictionError(f"{prediction.path}: branch '{name}' is not a scalar per event")
@@ -100,8 +100,9 @@ def _check_content(prediction):
             f"{prediction.path}: needs signal and background events, found {prediction.n_signal} signal "
             f"and {prediction.n_background} background ('{TRUTH_BRANCH}')"
         )
-    if not np.all(np.isfinite(prediction.score)):
-        raise PredictionError(f"{prediction.path}: '{SCORE_BRANCH}' holds NaN or infinite values")
+    for name in (SCORE_BRANCH, "weight"):
+        if name in prediction.arrays and not np.all(np.isfinite(prediction.arrays[name])):
+            raise PredictionError(f"{prediction.path}: '{name}' holds NaN or infinite values")
 
 
 def read_predictions(paths, progress=None):

@@ -1,7 +1,14 @@
 """Classifier figures of merit: ROC, AUC, background rejection, expected significance.
 
-Conventions: a cut keeps the events with ``score >= threshold``; signal efficiency eps_S and
-background efficiency eps_B are fractions of MC events; background rejection = 1 / eps_B.
+Conventions: a cut keeps the events with ``score >= threshold``; background rejection = 1 / eps_B.
+Given the per-event expected yields (``yields.yield_weights``) as ``sample_weight``, the signal and
+background efficiencies eps_S, eps_B are fractions of the expected yields: the background is the
+cross-section weighted QCD + ttbar mixture and weighted MC counts with its weights. Without weights
+they are fractions of MC events.
+
+Every working point carries the effective number of background MC events it keeps,
+N_eff = (sum y)^2 / sum(y^2) (see yields.py); one with N_eff < ``MIN_BACKGROUND_EVENTS`` rests on a
+handful of MC events and is flagged (or, in the S/sqrt(B) scan, not considered).
 """
 
 from dataclasses import dataclass
@@ -10,8 +17,21 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 SIGNAL_EFFICIENCIES = (0.3, 0.5, 0.8)
-# a cut keeping fewer background MC events than this has a meaningless B estimate: not scanned
+# a working point keeping fewer effective background MC events than this has a meaningless B estimate
 MIN_BACKGROUND_EVENTS = 10
+# n equal weights give N_eff = n only up to rounding: compare with this relative slack
+_ROUNDING = 1e-9
+
+
+def enough_events(effective_events, minimum):
+    """N_eff >= minimum (elementwise), tolerant to rounding."""
+    return np.asarray(effective_events) >= minimum * (1 - _ROUNDING)
+
+
+def effective_events(sumw, sumw2):
+    """(sum w)^2 / sum(w^2), elementwise; 0 where nothing is kept."""
+    sumw, sumw2 = np.asarray(sumw, dtype=np.float64), np.asarray(sumw2, dtype=np.float64)
+    return np.divide(sumw**2, sumw2, out=np.zeros_like(sumw2), where=sumw2 > 0)
 
 
 @dataclass
@@ -19,37 +39,69 @@ class Roc:
     signal_efficiency: np.ndarray  # non-decreasing, starts at 0 (nothing kept)
     background_efficiency: np.ndarray  # non-decreasing
     thresholds: np.ndarray
+    background_effective_events: np.ndarray  # N_eff of the background kept at each point
 
 
-def roc(is_signal, score):
-    """Every ROC point (drop_intermediate=False keeps the interpolation exact)."""
-    fpr, tpr, thresholds = roc_curve(np.asarray(is_signal, dtype=bool), score, drop_intermediate=False)
-    return Roc(tpr, fpr, thresholds)
+def _weights(n, sample_weight):
+    return np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
 
 
-def auc(is_signal, score):
-    return float(roc_auc_score(np.asarray(is_signal, dtype=bool), score))
+def kept_sums(score, weight, thresholds):
+    """sum(w) and sum(w^2) of the events with ``score >= t``, for each threshold t."""
+    order = np.argsort(score, kind="stable")
+    sorted_score, sorted_weight = np.asarray(score)[order], np.asarray(weight, dtype=np.float64)[order]
+    # suffix sums: entry k sums the events k..end of the ascending order (entry n: nothing)
+    sumw = np.r_[np.cumsum(sorted_weight[::-1])[::-1], 0.0]
+    sumw2 = np.r_[np.cumsum(np.square(sorted_weight)[::-1])[::-1], 0.0]
+    first_kept = np.searchsorted(sorted_score, thresholds, side="left")
+    return sumw[first_kept], sumw2[first_kept]
+
+
+def roc(is_signal, score, sample_weight=None):
+    """Every ROC point (drop_intermediate=False keeps the interpolation exact), efficiencies weighted
+    by ``sample_weight`` (the yield weights) when given."""
+    is_signal = np.asarray(is_signal, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    fpr, tpr, thresholds = roc_curve(is_signal, score, sample_weight=sample_weight, drop_intermediate=False)
+    weight = _weights(len(score), sample_weight)
+    sumw, sumw2 = kept_sums(score[~is_signal], weight[~is_signal], thresholds)
+    return Roc(tpr, fpr, thresholds, effective_events(sumw, sumw2))
+
+
+def auc(is_signal, score, sample_weight=None):
+    """Area under the (weighted) ROC curve."""
+    return float(roc_auc_score(np.asarray(is_signal, dtype=bool), score, sample_weight=sample_weight))
+
+
+def _locate(curve, signal_efficiency):
+    """(i, fraction): the wanted eps_S lies ``fraction`` of the way from ROC point i-1 to point i,
+    i being the first point with eps_S >= wanted (fraction 1: exactly at point i).
+
+    Where several points share the wanted eps_S (a horizontal stretch: background removed at
+    constant signal) the lowest eps_B is the one a cut achieves, so the first such point is taken;
+    np.interp is undefined on such repeated abscissae. Weighted efficiencies are ratios of cumulative
+    sums, equal only up to rounding: values within ``_ROUNDING`` count as equal.
+    """
+    eff_s = curve.signal_efficiency
+    i = int(np.searchsorted(eff_s, signal_efficiency - _ROUNDING, side="left"))
+    if i >= len(eff_s):
+        raise ValueError(f"signal efficiency {signal_efficiency} is beyond the ROC curve")
+    if abs(eff_s[i] - signal_efficiency) <= _ROUNDING or i == 0:
+        return i, 1.0
+    return i, (signal_efficiency - eff_s[i - 1]) / (eff_s[i] - eff_s[i - 1])
 
 
 def background_efficiency_at(curve, signal_efficiency):
-    """eps_B at a signal efficiency, linearly interpolated between ROC points.
-
-    Where several points share the wanted eps_S (a horizontal stretch: background removed at
-    constant signal) the lowest eps_B is the one a cut achieves, so take the first such point;
-    np.interp is undefined on such repeated abscissae.
-    """
-    eff_s, eff_b = curve.signal_efficiency, curve.background_efficiency
-    i = int(np.searchsorted(eff_s, signal_efficiency, side="left"))  # first point with eff_s >= wanted
-    if i >= len(eff_s):
-        raise ValueError(f"signal efficiency {signal_efficiency} is beyond the ROC curve")
-    if eff_s[i] == signal_efficiency or i == 0:
+    """eps_B at a signal efficiency, linearly interpolated between ROC points."""
+    i, fraction = _locate(curve, signal_efficiency)
+    eff_b = curve.background_efficiency
+    if fraction == 1.0:
         return float(eff_b[i])
-    fraction = (signal_efficiency - eff_s[i - 1]) / (eff_s[i] - eff_s[i - 1])
     return float(eff_b[i - 1] + fraction * (eff_b[i] - eff_b[i - 1]))
 
 
 def rejection(background_efficiency):
-    """1 / eps_B; infinite when no background MC event is left."""
+    """1 / eps_B; infinite when no background is left."""
     return float(np.inf) if background_efficiency <= 0 else 1.0 / background_efficiency
 
 
@@ -57,12 +109,29 @@ def rejection_at(curve, signal_efficiency):
     return rejection(background_efficiency_at(curve, signal_efficiency))
 
 
+def working_point(curve, signal_efficiency, min_background_events=MIN_BACKGROUND_EVENTS):
+    """The ROC at a signal efficiency: {signal_efficiency, background_efficiency, rejection,
+    background_effective_events, low_statistics}. N_eff is that of the cut reaching the wanted eps_S
+    (the first ROC point at or above it); low_statistics is True when N_eff < min_background_events."""
+    i, _ = _locate(curve, signal_efficiency)
+    eff_b = background_efficiency_at(curve, signal_efficiency)
+    n_eff = float(curve.background_effective_events[i])
+    return {
+        "signal_efficiency": float(signal_efficiency),
+        "background_efficiency": eff_b,
+        "rejection": rejection(eff_b),
+        "background_effective_events": n_eff,
+        "low_statistics": not bool(enough_events(n_eff, min_background_events)),
+    }
+
+
 def best_significance(is_signal, score, yield_weight, min_background_events=MIN_BACKGROUND_EVENTS):
     """Scan the score thresholds for the highest expected S / sqrt(B).
 
     ``yield_weight`` is each event's expected yield (yields.yield_weights), so S and B are sums of
-    weights over the kept events. Cuts keeping fewer than ``min_background_events`` background MC
-    events are skipped: their B rests on a handful of events and S/sqrt(B) would chase fluctuations.
+    weights over the kept events and the efficiencies are fractions of the total S and B. Cuts whose
+    background has fewer than ``min_background_events`` effective MC events (N_eff) are skipped:
+    their B rests on a handful of events and S/sqrt(B) would chase fluctuations.
     Returns a dict; ``significance`` is None when no cut qualifies.
     """
     is_signal = np.asarray(is_signal, dtype=bool)
@@ -71,15 +140,19 @@ def best_significance(is_signal, score, yield_weight, min_background_events=MIN_
     sig, weight = is_signal[order], np.asarray(yield_weight, dtype=np.float64)[order]
     s_cum = np.cumsum(np.where(sig, weight, 0.0))
     b_cum = np.cumsum(np.where(sig, 0.0, weight))
+    b2_cum = np.cumsum(np.where(sig, 0.0, np.square(weight)))
+    n_eff_cum = effective_events(b_cum, b2_cum)
     n_s_cum, n_b_cum = np.cumsum(sig), np.cumsum(~sig)
     # a threshold keeps all events with equal score: evaluate at the last event of each tie group
     last_of_group = np.r_[sorted_score[1:] != sorted_score[:-1], True]
-    valid = last_of_group & (n_b_cum >= min_background_events) & (b_cum > 0)
+    valid = last_of_group & enough_events(n_eff_cum, min_background_events) & (b_cum > 0)
     result = {
         "significance": None,
         "threshold": None,
         "S": None,
         "B": None,
+        "B_stat_uncertainty": None,
+        "background_effective_events": None,
         "signal_efficiency": None,
         "background_efficiency": None,
         "n_signal_pass": None,
@@ -87,7 +160,9 @@ def best_significance(is_signal, score, yield_weight, min_background_events=MIN_
         "min_background_events": int(min_background_events),
     }
     if not valid.any():
-        result["note"] = f"no score cut keeps >= {min_background_events} background MC events"
+        result["note"] = (
+            f"no score cut keeps >= {min_background_events} background MC events (effective, (Σw)²/Σw²)"
+        )
         return result
     z = np.full(len(sorted_score), -np.inf)
     z[valid] = s_cum[valid] / np.sqrt(b_cum[valid])
@@ -97,8 +172,10 @@ def best_significance(is_signal, score, yield_weight, min_background_events=MIN_
         threshold=float(sorted_score[best]),
         S=float(s_cum[best]),
         B=float(b_cum[best]),
-        signal_efficiency=float(n_s_cum[best] / sig.sum()),
-        background_efficiency=float(n_b_cum[best] / (~sig).sum()),
+        B_stat_uncertainty=float(np.sqrt(b2_cum[best])),
+        background_effective_events=float(n_eff_cum[best]),
+        signal_efficiency=float(s_cum[best] / s_cum[-1]),
+        background_efficiency=float(b_cum[best] / b_cum[-1]),
         n_signal_pass=int(n_s_cum[best]),
         n_background_pass=int(n_b_cum[best]),
     )

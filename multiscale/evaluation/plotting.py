@@ -43,7 +43,8 @@ def _headroom(ax, n_entries):
 def plot_roc(curves, aucs, cut_based_points, paths, cut_based_definition=""):
     """Background rejection (log) vs signal efficiency; one line (+-1 std band) per model.
 
-    curves: {model: [Roc, ...]}; aucs: {model: {"mean", "std"}}; cut_based_points: [(label, eff_s, eff_b, n_background)].
+    curves: {model: [Roc, ...]}; aucs: {model: {"mean", "std"}}; cut_based_points: [(label, eff_s, eff_b, n_background)]
+    with n_background the (effective) number of background MC events, the bound drawn when no background passes.
     """
     with matplotlib.style.context(STYLE):
         fig = Figure(figsize=(8, 7))
@@ -64,7 +65,7 @@ def plot_roc(curves, aucs, cut_based_points, paths, cut_based_definition=""):
             style = {"marker": markers[j % len(markers)], "color": "black", "markersize": 16, "linestyle": "none"}
             if eff_b > 0:
                 ax.plot(eff_s, 1.0 / eff_b, label=f"{label}: εS = {eff_s:.3f}, 1/εB = {1.0 / eff_b:.3g}", **style)
-            else:  # no background MC event left: 1/eps_B > N (N background MC events), drawn at N with an upward arrow
+            else:  # no background MC event left: 1/eps_B > N (N effective background MC events), drawn at N, arrow up
                 ax.plot(eff_s, n_background, label=f"{label}: εS = {eff_s:.3f}, 1/εB > {n_background}", **style)
                 ax.annotate("", xy=(eff_s, n_background * 3), xytext=(eff_s, n_background),
                             arrowprops={"arrowstyle": "->", "color": "black", "lw": 2})
@@ -81,15 +82,16 @@ def plot_roc(curves, aucs, cut_based_points, paths, cut_based_definition=""):
 
 
 def plot_scores(scores, path, bins=40, note=""):
-    """Normalised signal and background score distributions; scores: {model: (is_signal, score)}."""
+    """Normalised signal and background score distributions, weighted by the expected yields;
+    scores: {model: (is_signal, score, yield weights)}."""
     with matplotlib.style.context(STYLE):
         fig = Figure(figsize=(8, 7))
         ax = fig.add_subplot()
         edges = np.linspace(0.0, 1.0, bins + 1)
-        for i, (name, (is_signal, score)) in enumerate(scores.items()):
+        for i, (name, (is_signal, score, weights)) in enumerate(scores.items()):
             score = np.clip(score, 0.0, 1.0)  # softmax output; clip keeps rounding at 1 in the last bin
             for selected, kind, linestyle in ((is_signal, "signal", "-"), (~is_signal, "background", "--")):
-                counts, _ = np.histogram(score[selected], bins=edges, density=True)
+                counts, _ = np.histogram(score[selected], bins=edges, weights=weights[selected], density=True)
                 mplhep.histplot(counts, edges, ax=ax, color=f"C{i}", linestyle=linestyle, linewidth=2,
                                 label=f"{name}: {kind}")
         ax.set_yscale("log")

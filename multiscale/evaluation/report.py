@@ -55,7 +55,15 @@ def _auc(value):
 
 
 def _smallest(count):
-    return min(count) if isinstance(count, list) else count
+    """The smallest count, rounded to an integer (effective counts are not integers)."""
+    return int(round(min(count) if isinstance(count, list) else count))
+
+
+LOW_STATISTICS_MARK = " †"
+
+
+def _flag(text, flagged):
+    return text + LOW_STATISTICS_MARK if flagged else text
 
 
 def _counts(count):
@@ -71,21 +79,23 @@ def markdown(summary):
     )
     rows = []
     for name, model in summary["models"].items():
-        rejection = partial(_number, n_background=_smallest(model["n_background"]))
+        rejection = partial(_number, n_background=_smallest(model["n_background_effective"]))
+        low = set(model["low_statistics"])
         cuts = ", ".join("n/a" if c is None else f"{c:.4f}" for c in model["significance"]["best_cut"])
         rows.append(
             [name, str(model["trainings"]), _counts(model["n_signal"]), _counts(model["n_background"]),
              _mean_std(model["auc"], _auc)]
-            + [_mean_std(model["rejection"][f"{e:.2f}"], rejection) for e in effs]
-            + [_mean_std(model["rejection_at_cut_based_efficiency"], rejection),
+            + [_flag(_mean_std(model["rejection"][f"{e:.2f}"], rejection), f"{e:.2f}" in low) for e in effs]
+            + [_flag(_mean_std(model["rejection_at_cut_based_efficiency"], rejection), "cut_based" in low),
                _mean_std(model["significance"]), f"score ≥ {cuts}"]
         )
     for sample in summary["cut_based"]["samples"]:
+        bound = _smallest(sample["n_background_effective"])
         rows.append(
             [sample["label"], "–", str(sample["n_signal"]), str(sample["n_background"]), "–"]
             + ["–"] * len(effs)
-            + [f"{_number(sample['background_rejection'], sample['n_background'])} (εS={sample['signal_efficiency']:.3f})",
-               _number(sample["significance"]), "cut-based"]
+            + [f"{_number(sample['background_rejection'], bound)} (εS={sample['signal_efficiency']:.3f})",
+               _flag(_number(sample["significance"]), sample["low_statistics"]), "cut-based"]
         )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -93,11 +103,14 @@ def markdown(summary):
     selection = summary["cut_based"]["selection"]
     notes = [
         "",
-        f"- Mean ± standard deviation (ddof=1) over trainings; 1/εB = background rejection at signal efficiency εS, "
-        "interpolated on the ROC; '> N' means no background MC event of N was left.",
+        f"- Mean ± standard deviation (ddof=1) over trainings; 1/εB = background rejection at signal efficiency εS "
+        "(efficiencies are fractions of the expected yields), interpolated on the ROC; '> N' means no background "
+        "MC event was left (N = effective background MC events of the sample).",
         f"- S/√B: expected signal over square root of expected background at L = {summary['luminosity_fb']:g} fb⁻¹, "
-        f"at the score cut maximising it; cuts keeping fewer than {summary['min_background_events']} background MC "
-        "events are ignored.",
+        f"at the score cut maximising it; cuts keeping fewer than {summary['min_background_events']} effective "
+        "background MC events are ignored.",
+        f"- {LOW_STATISTICS_MARK.strip()}: the background at this working point rests on fewer than "
+        f"{summary['min_background_events']} effective MC events, N_eff = (Σy)²/Σy²: the number is unreliable.",
         f"- Yields: {summary['normalisation']}.",
         f"- Cut-based reference: {selection['definition']}.",
     ]
@@ -105,13 +118,27 @@ def markdown(summary):
         notes.append(
             f"- {sample['label']} on {sample['file']}: εS = {sample['signal_efficiency']:.4f} "
             f"({sample['n_signal_pass']}/{sample['n_signal']}), εB = {sample['background_efficiency']:.4g} "
-            f"({sample['n_background_pass']}/{sample['n_background']}), S = {sample['S']:.4g}, B = {sample['B']:.4g}"
+            f"({sample['n_background_pass']}/{sample['n_background']} MC events), S = {sample['S']:.4g}, "
+            f"B = {sample['B']:.4g} ± {sample['B_stat_uncertainty']:.2g} (MC stat, "
+            f"N_eff = {sample['background_effective_events']:.1f})"
             + (f"; {sample['note']}" if "note" in sample else "")
         )
     for name, model in summary["models"].items():
         for training in model["per_training"]:
-            if "note" in training["significance"]:
-                notes.append(f"- {name} ({training['file']}): {training['significance']['note']}")
+            best = training["significance"]
+            if "note" in best:
+                notes.append(f"- {name} ({training['file']}): {best['note']}")
+            else:
+                notes.append(
+                    f"- {name} ({training['file']}): best S/√B cut score ≥ {best['threshold']:.4f}, "
+                    f"S = {best['S']:.4g}, B = {best['B']:.4g} ± {best['B_stat_uncertainty']:.2g} (N_eff = "
+                    f"{best['background_effective_events']:.1f})"
+                )
+            low = [f"{'εS = cut-based' if key == 'cut_based' else 'εS = ' + key}: N_eff = "
+                   f"{point['background_effective_events']:.1f}"
+                   for key, point in training["working_points"].items() if point["low_statistics"]]
+            if low:
+                notes.append(f"- {name} ({training['file']}){LOW_STATISTICS_MARK} " + "; ".join(low))
     return "\n".join(lines + notes) + "\n"
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import cutbased
-from .metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, rejection_at, roc
-from .yields import process_table, yield_weights
+from .metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, roc, working_point
+from .yields import mc_statistics, process_table, yield_weights
 
 
 def efficiency_key(signal_efficiency):
@@ -48,21 +48,25 @@ class Evaluation:
 
     summary: dict  # JSON-ready numbers (non-finite values still as floats: report.py converts them)
     curves: dict = field(default_factory=dict)  # model -> [Roc per training]
-    scores: dict = field(default_factory=dict)  # model -> (is_signal, score) of its first training
-    cut_based_points: list = field(default_factory=list)  # (label, eff_S, eff_B, background MC events)
+    scores: dict = field(default_factory=dict)  # model -> (is_signal, score, yield weights) of its first training
+    cut_based_points: list = field(default_factory=list)  # (label, eff_S, eff_B, effective background MC events)
 
 
 def evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_background_events):
-    curve = roc(prediction.is_signal, prediction.score)
+    """The numbers of one training; ROC, AUC and efficiencies weighted by the expected yields."""
+    weights = yield_weights(prediction, luminosity_fb)
+    is_signal, score = prediction.is_signal, prediction.score
+    curve = roc(is_signal, score, weights)
+    points = {efficiency_key(e): working_point(curve, e, min_background_events) for e in signal_efficiencies}
     entry = {
         "file": prediction.path,
         "n_signal": prediction.n_signal,
         "n_background": prediction.n_background,
-        "auc": auc(prediction.is_signal, prediction.score),
-        "rejection": {efficiency_key(e): rejection_at(curve, e) for e in signal_efficiencies},
-        "significance": best_significance(
-            prediction.is_signal, prediction.score, yield_weights(prediction, luminosity_fb), min_background_events
-        ),
+        "background_mc": mc_statistics(weights[~is_signal]),
+        "auc": auc(is_signal, score, weights),
+        "rejection": {key: point["rejection"] for key, point in points.items()},
+        "working_points": points,
+        "significance": best_significance(is_signal, score, weights, min_background_events),
         "processes": {entry["name"]: entry for entry in process_table(prediction).values()},
     }
     return entry, curve
@@ -97,7 +101,9 @@ def evaluate_models(
             if name not in samples[key]["models"]:
                 samples[key]["models"].append(name)
             # the model at the cut-based working point: the direct comparison with the reference
-            entry["rejection_at_cut_based_efficiency"] = rejection_at(curve, samples[key]["signal_efficiency"])
+            point = working_point(curve, samples[key]["signal_efficiency"], min_background_events)
+            entry["working_points"]["cut_based"] = point
+            entry["rejection_at_cut_based_efficiency"] = point["rejection"]
             trainings.append(entry)
             curves.append(curve)
         significances = [t["significance"]["significance"] for t in trainings]
@@ -106,11 +112,17 @@ def evaluate_models(
             "files": [t["file"] for t in trainings],
             "n_signal": _same_or_list([t["n_signal"] for t in trainings]),
             "n_background": _same_or_list([t["n_background"] for t in trainings]),
+            "n_background_effective": _same_or_list([t["background_mc"]["effective_events"] for t in trainings]),
             "auc": spread(t["auc"] for t in trainings),
             "rejection": {
                 key: spread(t["rejection"][key] for t in trainings) for key in trainings[0]["rejection"]
             },
             "rejection_at_cut_based_efficiency": spread(t["rejection_at_cut_based_efficiency"] for t in trainings),
+            # working points (keys of "rejection" and "cut_based") where some training's background
+            # rests on fewer than min_background_events effective MC events
+            "low_statistics": sorted(
+                {key for t in trainings for key, point in t["working_points"].items() if point["low_statistics"]}
+            ),
             "significance": {
                 **spread(significances),
                 "best_cut": [t["significance"]["threshold"] for t in trainings],
@@ -118,26 +130,33 @@ def evaluate_models(
             "per_training": trainings,
         }
         evaluation.curves[name] = curves
-        evaluation.scores[name] = (predictions[0].is_signal, predictions[0].score)
+        first = predictions[0]
+        evaluation.scores[name] = (first.is_signal, first.score, yield_weights(first, luminosity_fb))
 
     sample_list = list(samples.values())
     for sample in sample_list:
         label = "cut-based" if len(sample_list) == 1 else f"cut-based ({', '.join(sample['models'])})"
         sample["label"] = label
         evaluation.cut_based_points.append(
-            (label, sample["signal_efficiency"], sample["background_efficiency"], sample["n_background"])
+            (label, sample["signal_efficiency"], sample["background_efficiency"],
+             int(round(sample["n_background_effective"])))
         )
     evaluation.summary = {
         "luminosity_fb": float(luminosity_fb),
         "signal_efficiencies": [float(e) for e in signal_efficiencies],
         "min_background_events": int(min_background_events),
         "normalisation": (
-            "expected yield of process p = L * sigmaA_p * eps_p, sigmaA_p = event mean of xsec_fb * acceptance "
-            "over the events of p in the sample, eps_p = fraction of those MC events passing the cut"
+            "expected yield of event i of process p = L * sigmaA_p * w_i / sum_{j in p} w_j, sigmaA_p = event "
+            "mean of xsec_fb * acceptance over the events of p in the sample, w = the weight branch; "
+            "efficiencies are fractions of these yields"
+        ),
+        "effective_events_definition": (
+            "background MC statistics of a selection: N_eff = (sum y)^2 / sum y^2 over its background yields y; "
+            f"working points with N_eff < {min_background_events} are flagged (low_statistics)"
         ),
         "significance_definition": (
             f"S/sqrt(B) at the score cut maximising it; cuts keeping < {min_background_events} "
-            "background MC events are not considered"
+            "effective background MC events are not considered"
         ),
         "models": model_summaries,
         "cut_based": {"selection": selection.as_dict(), "samples": sample_list},

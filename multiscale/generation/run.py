@@ -1,16 +1,20 @@
 """Command line, event loop and parallel chunks of ``tools/generate_events.py``.
 
 A run of N accepted events is cut into chunks of at most ``--events-per-file`` events; chunk c
-becomes one file and is generated with seeds derived from (--seed, c) only. Chunks are therefore
-independent: ``--jobs`` runs them in parallel processes and the output does not depend on it.
+becomes one file and is generated with seeds derived from (--seed, --events-per-file, c) only.
+Chunks are therefore independent: ``--jobs`` runs them in parallel processes and the output does
+not depend on it; a rerun keeps the chunks already written and generates the others (manifest.py).
 """
 
 import argparse
+import ctypes
+import functools
 import importlib.metadata
 import math
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import tempfile
 import time
@@ -21,12 +25,13 @@ import awkward as ak
 import numpy as np
 
 from ..schema import PROCESS_CODES, SIGNAL_PROCESSES
+from . import manifest
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
 from .event_record import ChargeTable, from_pythia_batch
 from .pythia_setup import MAX_SEED, GenerationError, cross_section_fb, make_pythia
 from .reconstruction import Selection, reconstruct
-from .writer import remove_partial, write_json, write_root
+from .writer import remove_partial, remove_partial_of, write_json, write_root
 
 HIGGS_MASS = 125.0
 MAX_CONSECUTIVE_FAILURES = 100
@@ -43,6 +48,7 @@ class RunConfig:
     events_per_file: int = 10000
     mH: float = 1000.0
     pthat_min: float = 300.0
+    pthat_bias: float = 0.0  # power of the pT-hat biasing (0: unweighted events)
     max_constituents: int = 128
     xsec_fb: float | None = None
     fj1_ptmin: float = 450.0
@@ -74,9 +80,15 @@ class RunConfig:
         return TagEfficiencies(self.btag_eff, self.ctag_mistag, self.light_mistag)
 
 
-def chunk_seeds(seed, chunk):
-    """(Pythia seed, numpy seed sequence) of chunk ``chunk``: a pure function of (seed, chunk)."""
-    pythia_sequence, tagging_sequence = np.random.SeedSequence([seed, chunk]).spawn(2)
+def seed_entropy(seed, chunk, events_per_file):
+    """The chunk's seed entropy: events_per_file is in it, as chunk c of another chunking holds
+    other events (event_id = c * events_per_file + i), so the same --seed must not repeat them."""
+    return [seed, events_per_file, chunk]
+
+
+def chunk_seeds(seed, chunk, events_per_file=RunConfig.events_per_file):
+    """(Pythia seed, numpy seed sequence) of chunk ``chunk``: a pure function of (seed, chunk, events_per_file)."""
+    pythia_sequence, tagging_sequence = np.random.SeedSequence(seed_entropy(seed, chunk, events_per_file)).spawn(2)
     pythia_seed = int(pythia_sequence.generate_state(1, np.uint32)[0]) % MAX_SEED + 1
     return pythia_seed, tagging_sequence
 
@@ -98,13 +110,14 @@ def generate_chunk(config, chunk, progress=None):
     """Generate, reconstruct and write chunk ``chunk`` of the run; returns its summary dict."""
     start_time = time.perf_counter()
     target = config.chunk_events(chunk)
-    pythia_seed, tagging_sequence = chunk_seeds(config.seed, chunk)
-    pythia = make_pythia(config.process, pythia_seed, config.mH, config.pthat_min)
+    pythia_seed, tagging_sequence = chunk_seeds(config.seed, chunk, config.events_per_file)
+    pythia = make_pythia(config.process, pythia_seed, config.mH, config.pthat_min, config.pthat_bias)
     rng = np.random.default_rng(tagging_sequence)
     charges = ChargeTable(pythia.particleData)
     selection, efficiencies = config.selection(), config.efficiencies()
 
     pieces, n_generated, n_accepted, n_failed, failure_run = [], 0, 0, 0, 0
+    weight_sum = 0.0  # Pythia event weights of the generated events (their number when unbiased)
     batch_size = MIN_BATCH
     while n_accepted < target:
         raw = pythia.nextBatch(batch_size, errorMode="none")
@@ -117,7 +130,9 @@ def generate_chunk(config, chunk, progress=None):
             )
         if not ok.any():
             continue
-        batch = from_pythia_batch(ak.drop_none(raw))  # failed events come back as None
+        events = ak.drop_none(raw)  # failed events come back as None
+        event_weights = ak.to_numpy(events.info.weights[:, 0]).astype(np.float64)
+        batch = from_pythia_batch(events)
         accepted, columns = reconstruct(batch, charges, selection, efficiencies, rng)
         need = target - n_accepted
         if len(accepted) > need:
@@ -128,8 +143,10 @@ def generate_chunk(config, chunk, progress=None):
         else:
             batch_generated = batch.n_events
         n_generated += batch_generated
+        weight_sum += event_weights[:batch_generated].sum()
         n_accepted += len(accepted)
         if columns is not None:
+            columns["pythia_weight"] = event_weights[accepted]
             pieces.append(columns)
         if progress is not None:
             progress(batch_generated, len(accepted))
@@ -140,7 +157,8 @@ def generate_chunk(config, chunk, progress=None):
     sigma_gen_fb = cross_section_fb(pythia)
     xsec_fb = config.xsec_fb if config.xsec_fb is not None else sigma_gen_fb
     columns = _concatenate(pieces)
-    columns.update(_event_scalars(config, chunk, n_accepted, n_generated, xsec_fb))
+    pythia_weight = columns.pop("pythia_weight")
+    columns.update(_event_scalars(config, chunk, pythia_weight, weight_sum, xsec_fb))
 
     outdir = Path(config.outdir)
     stem = config.file_stem(chunk)
@@ -151,7 +169,7 @@ def generate_chunk(config, chunk, progress=None):
         "chunk": chunk,
         "seed": config.seed,
         "pythia_seed": pythia_seed,
-        "tagging_seed_entropy": [config.seed, chunk],
+        "tagging_seed_entropy": seed_entropy(config.seed, chunk, config.events_per_file),
         "settings": asdict(config),
         "versions": _versions(pythia),
         "xsec_fb": xsec_fb,
@@ -161,8 +179,11 @@ def generate_chunk(config, chunk, progress=None):
         "n_generated": n_generated,
         "n_accepted": n_accepted,
         "n_pythia_failures": n_failed,
-        "acceptance": n_accepted / n_generated,
-        "weight_fb": xsec_fb / n_generated,
+        "acceptance": float(columns["acceptance"][0]),
+        "pthat_bias": config.pthat_bias,
+        "pythia_weight_sum": weight_sum,
+        "n_effective": float(pythia_weight.sum() ** 2 / (pythia_weight**2).sum()),
+        "weight_fb": xsec_fb / n_generated if config.pthat_bias == 0 else None,  # per event when biased
         "wall_time_s": round(time.perf_counter() - start_time, 3),
     }
     write_json(outdir / f"{stem}.json", summary)
@@ -177,20 +198,28 @@ def _concatenate(pieces):
     return columns
 
 
-def _event_scalars(config, chunk, n_accepted, n_generated, xsec_fb):
+def _event_scalars(config, chunk, pythia_weight, weight_sum, xsec_fb):
+    """Per-event scalars; ``pythia_weight`` of the accepted events, ``weight_sum`` over all generated.
+
+    ``weight`` is the cross section each event stands for (fb): xsec * w / sum(w over generated
+    events), so that summing it over any selection gives that selection's cross section, biased
+    or not; ``acceptance`` is the weighted fraction of generated events that passed.
+    """
+    n_accepted = len(pythia_weight)
     ones = np.ones(n_accepted)
     signal = float(config.is_signal)
     return {
         "event_id": chunk * config.events_per_file + np.arange(n_accepted, dtype=np.int64),
+        "gen_seed": np.full(n_accepted, config.seed, dtype=np.int64),  # with process and event_id: which events
         "process": np.full(n_accepted, PROCESS_CODES[config.process], dtype=np.int32),
         "label": np.full(n_accepted, int(config.is_signal), dtype=np.int32),
-        # cross section per generated event: sum of weights = xsec * acceptance
-        "weight": ones * (xsec_fb / n_generated),
+        # sum of weights = xsec * acceptance
+        "weight": xsec_fb * pythia_weight / weight_sum,
         "mH": (ones * (config.mH if config.is_signal else 0.0)).astype(np.float32),
         "is_signal": (ones * signal).astype(np.float32),
         "is_background": (ones * (1.0 - signal)).astype(np.float32),
         "xsec_fb": ones * xsec_fb,
-        "acceptance": ones * (n_accepted / n_generated),
+        "acceptance": ones * (pythia_weight.sum() / weight_sum),
     }
 
 
@@ -206,11 +235,36 @@ def _versions(pythia):
 
 
 _progress_queue = None
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _init_worker(progress_queue):
+def _init_worker(progress_queue, outdir, parent_pid):
+    """Pool worker setup: progress goes to the parent, and the worker never outlives it."""
     global _progress_queue
     _progress_queue = progress_queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops the pool
+    signal.signal(signal.SIGTERM, functools.partial(_worker_terminated, outdir))
+    _die_with_parent(parent_pid)
+
+
+def _worker_terminated(outdir, signum, frame):
+    """Pool.terminate() or the parent's death: drop this worker's temporary files and exit at once
+    (no finally blocks or queue flushing, which could block with the parent gone)."""
+    remove_partial_of(outdir, os.getpid())
+    os._exit(128 + signum)
+
+
+def _die_with_parent(parent_pid):
+    """Linux: the kernel sends SIGTERM to this worker when the parent dies, even by SIGKILL, so no
+    orphan writes files after the command ended. Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the prctl call
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _worker(config, chunk):
@@ -235,28 +289,46 @@ class _Progress:
         self.bar.close()
 
 
+def kept_chunks(config):
+    """chunk -> summary of the chunks this very run already wrote (ManifestError for another run's)."""
+    return manifest.kept_chunks(config, lambda chunk: chunk_seeds(config.seed, chunk, config.events_per_file)[0])
+
+
 def generate(config):
-    """Generate all chunks of ``config``; returns the per-file summaries in chunk order."""
+    """Generate the chunks of ``config`` not on disk yet, then write the manifest (last); returns
+    every chunk's summary in chunk order. A complete run is left as it is."""
     Path(config.outdir).mkdir(parents=True, exist_ok=True)
+    kept = kept_chunks(config)
+    if manifest.is_complete(config, kept):
+        return [kept[chunk] for chunk in range(config.n_chunks)]
+    missing = [chunk for chunk in range(config.n_chunks) if chunk not in kept]
     silence_banner()
     progress = _Progress(config)
+    if kept:
+        progress(sum(s["n_generated"] for s in kept.values()), sum(s["n_accepted"] for s in kept.values()))
     try:
-        if config.jobs == 1 or config.n_chunks == 1:
-            return [generate_chunk(config, chunk, progress) for chunk in range(config.n_chunks)]
-        return _generate_parallel(config, progress)
+        if config.jobs == 1 or len(missing) <= 1:
+            new = [generate_chunk(config, chunk, progress) for chunk in missing]
+        else:
+            new = _generate_parallel(config, progress, missing)
     except BaseException:
-        # workers killed mid-write (Ctrl-C, a failing sibling) leave their temporary files
-        remove_partial(config.outdir, [config.file_stem(chunk) for chunk in range(config.n_chunks)])
+        # workers killed mid-write (Ctrl-C, SIGTERM, a failing sibling) leave their temporary files
+        remove_partial(config.outdir, [config.file_stem(chunk) for chunk in missing])
         raise
     finally:
         progress.close()
+    summaries = sorted([*kept.values(), *new], key=lambda summary: summary["chunk"])
+    manifest.write_manifest(config, summaries)
+    return summaries
 
 
-def _generate_parallel(config, progress):
+def _generate_parallel(config, progress, chunks):
     context = multiprocessing.get_context("fork")
     progress_queue = context.Queue()
-    with context.Pool(min(config.jobs, config.n_chunks), _init_worker, (progress_queue,)) as pool:
-        results = [pool.apply_async(_worker, (config, chunk)) for chunk in range(config.n_chunks)]
+    initargs = (progress_queue, config.outdir, os.getpid())
+    # leaving the block (done, an exception, Ctrl-C, SIGTERM) terminates the workers
+    with context.Pool(min(config.jobs, len(chunks)), _init_worker, initargs) as pool:
+        results = [pool.apply_async(_worker, (config, chunk)) for chunk in chunks]
         while not all(result.ready() for result in results):
             _drain(progress_queue, progress, timeout=0.2)
             for result in results:  # fail fast: a worker's exception ends the run
@@ -301,6 +373,9 @@ def build_parser():
     add("--events-per-file", type=int, default=10000, metavar="K", help="accepted events per file (default: 10000)")
     add("--mH", type=float, default=1000.0, help="heavy scalar mass in GeV, hh4b only (default: 1000)")
     add("--pthat-min", type=float, default=300.0, help="PhaseSpace:pTHatMin for qcd/ttbar in GeV (default: 300)")
+    add("--pthat-bias", type=float, default=0.0, metavar="POW",
+        help="qcd/ttbar: oversample high pT-hat by (pT-hat/pTHatMin)^POW, with compensating event weights "
+        "(PhaseSpace:bias2Selection; default: 0, unweighted)")
     add("--max-constituents", type=int, default=128, help="constituents kept per fat jet (default: 128)")
     add("--xsec-fb", type=float, default=None, help="cross section in fb for the weights (default: Pythia's sigmaGen)")
     add("--fj1-ptmin", type=float, default=450.0, help="leading fat-jet pT cut in GeV (default: 450)")
@@ -328,6 +403,10 @@ def parse_config(argv=None):
         parser.error(f"--max-constituents must be positive, got {args.max_constituents}")
     if args.process == "hh4b" and args.mH < 2 * HIGGS_MASS:
         parser.error(f"--mH {args.mH:g} GeV is below the hh threshold 2 x {HIGGS_MASS:g} GeV")
+    if not 0.0 <= args.pthat_bias <= 8.0:
+        parser.error(f"--pthat-bias must lie in [0, 8], got {args.pthat_bias}")
+    if args.pthat_bias > 0 and args.process not in ("qcd", "ttbar"):
+        parser.error(f"--pthat-bias applies to qcd and ttbar, not {args.process}")
     if args.xsec_fb is not None and args.xsec_fb <= 0:
         parser.error(f"--xsec-fb must be positive, got {args.xsec_fb}")
     for name in ("btag_eff", "ctag_mistag", "light_mistag"):
@@ -350,18 +429,41 @@ def _unwritable(outdir):
     return None
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same cleanup runs."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup finish
+    raise _Terminated()
+
+
 def main(argv=None):
     config = parse_config(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    where = f"{manifest.run_name(config)} in {os.path.abspath(config.outdir)}"
     try:
+        kept = kept_chunks(config)
+        if manifest.is_complete(config, kept):
+            print(f"{where}: complete: kept ({sum(s['n_accepted'] for s in kept.values())} events, {len(kept)} file(s))")
+            return 0
+        if kept:
+            print(f"{where}: {len(kept)} of {config.n_chunks} file(s) already written with these settings: kept")
         summaries = generate(config)
     except GenerationError as error:
         sys.exit(f"generate_events.py: error: {error}")
-    except KeyboardInterrupt:
-        sys.exit("generate_events.py: interrupted; complete files were kept, partial ones removed")
-    generated = sum(s["n_generated"] for s in summaries)
-    accepted = sum(s["n_accepted"] for s in summaries)
+    except KeyboardInterrupt as interrupt:
+        print("generate_events.py: interrupted; complete files were kept, partial ones removed", file=sys.stderr)
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    new = [s for s in summaries if s["chunk"] not in kept]
+    generated = sum(s["n_generated"] for s in new)
+    accepted = sum(s["n_accepted"] for s in new)
     print(
-        f"wrote {accepted} {config.process} events ({generated} generated, acceptance {accepted / generated:.3f}) "
-        f"in {len(summaries)} file(s) to {os.path.abspath(config.outdir)}"
+        f"wrote {accepted} {config.process} events ({generated} generated, acceptance {accepted / max(generated, 1):.3f}) "
+        f"in {len(new)} file(s) to {os.path.abspath(config.outdir)}; run complete: {manifest.manifest_path(config).name}"
     )
     return 0

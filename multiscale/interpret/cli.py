@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from multiscale.weaver_io import DEFAULT_CUSTOM_FUNCTIONS, DEFAULT_NETWORK, load_trained_model
+from multiscale.weaver_io import (DEFAULT_CUSTOM_FUNCTIONS, DEFAULT_NETWORK, CheckpointError, load_trained_model,
+                                  read_checkpoint)
 
 from .attention import attention_maps, maps_to_arrays
 from .data import CLASSES, load_events, signal_class_index
@@ -48,13 +49,20 @@ def network_options(pairs):
 
 
 def _setup(args):
+    try:
+        read_checkpoint(args.model)  # a wrong --model fails now, not after reading the events
+    except CheckpointError as err:
+        sys.exit(f"error: {err}")
     data_config, samples = load_events(args.data_config, args.files, args.events,
                                        custom_functions=args.custom_functions, signal_label=args.signal_label)
     for cls in CLASSES:
         print(f"{cls}: {len(samples[cls])} events")
     if not any(len(s) for s in samples.values()):
         sys.exit("error: no event read from --files")
-    model, _ = load_trained_model(data_config, args.model, args.network_config, **network_options(args.network_option))
+    try:
+        model, _ = load_trained_model(data_config, args.model, args.network_config, **network_options(args.network_option))
+    except ValueError as err:  # a CheckpointError, or an option the network refuses
+        sys.exit(f"error: {err}")
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     label = f" [{args.label}]" if args.label else ""

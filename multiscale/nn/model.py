@@ -97,6 +97,22 @@ class MultiScaleTransformer(nn.Module):
         self.head = mlp_head(pooled_dim, tuple(mlp_dims), num_classes, dropout)
         replace_layer_norms(self)  # all of them, weaver's Embed included: see layernorm.py
 
+    def unused_inputs(self, variables: dict[str, list[str]] | None = None) -> list[str]:
+        """One message per stream whose features or tokens the options leave out (jet_max_features,
+        obj_max_features, jet_max_tokens); ``variables`` (the data config's ``input_dicts``) names them."""
+        messages = []
+        for name, encoder in self.encoders.items():
+            spec, option = encoder.spec, ("obj" if encoder.spec.is_event_stream else "jet")
+            if encoder.in_features < spec.num_features:
+                names = (variables or {}).get(f"{name}_features", [])[encoder.in_features:]
+                dropped = ", ".join(names) if names else f"the last {spec.num_features - encoder.in_features}"
+                messages.append(f"stream '{name}' uses {encoder.in_features} of its {spec.num_features} features "
+                                f"({option}_max_features={encoder.max_features}): ignored {dropped}")
+            if encoder.in_tokens < spec.num_tokens:
+                messages.append(f"stream '{name}' uses the first {encoder.in_tokens} of its {spec.num_tokens} tokens "
+                                f"(jet_max_tokens={encoder.max_tokens})")
+        return messages
+
     def encode(self, *inputs: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Run every stream's encoder: {stream: (tokens (N, 1 + P, D), valid (N, 1 + P))}."""
         named = dict(zip(self.input_names, inputs))

@@ -20,9 +20,26 @@ PRESETS = {
 }
 
 
+# options whose None has a meaning: no limit (the max_* options) or obj_heads (cross_heads)
+NULLABLE = ("jet_max_tokens", "jet_max_features", "obj_max_features", "cross_heads")
+LIMITS = ("jet_max_tokens", "jet_max_features", "obj_max_features")
+
+
 def resolve(preset: str, **overrides) -> dict:
+    """The preset's options with the explicit ones on top. An explicit None is kept: weaver passes
+    only the options given on the command line, so ``-o jet_max_features None`` means no limit."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    options = dict(PRESETS[preset])
-    options.update({k: v for k, v in overrides.items() if v is not None})
+    options = {**PRESETS[preset], **overrides}
+    for name, value in options.items():
+        if value is None and name not in NULLABLE:
+            raise ValueError(f"network option {name}=None: give a value (None is allowed only for {', '.join(NULLABLE)})")
+        if name in LIMITS and value is not None and not (type(value) is int and value > 0):
+            # 0 would silently mean "all" downstream
+            raise ValueError(f"network option {name}={value!r}: give a positive integer, or None for no limit")
     return options
+
+
+def describe(options: dict) -> str:
+    """One line listing every resolved option, for the training log."""
+    return ", ".join(f"{name}={value!r}" for name, value in sorted(options.items()))

@@ -92,7 +92,8 @@ class StreamEncoder(nn.Module):
         self.spec = spec
         self.max_tokens = max_tokens
         self.max_features = max_features
-        in_features = min(spec.num_features, max_features or spec.num_features)
+        in_features = self.in_features = min(spec.num_features, max_features or spec.num_features)
+        self.in_tokens = min(spec.num_tokens, max_tokens or spec.num_tokens)
         self.embed = Embed(in_features, [dim, dim])
         self.register_token = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.trunc_normal_(self.register_token, std=0.02)
@@ -114,9 +115,13 @@ class StreamEncoder(nn.Module):
             features = features[:, : self.max_features]
         valid = mask[:, 0] > 0
         if vectors is not None:
-            # a token without energy carries nothing: treat it as padding
-            valid = valid & (vectors[:, 3] > 0)
-        features = features * valid.unsqueeze(1).to(features.dtype)  # padded values never leak in
+            # a token without energy carries nothing, nor one with an inf or NaN four-vector (it would
+            # make every pairwise feature NaN): treat both as padding, with or without pair_bias
+            valid = valid & (vectors[:, 3] > 0) & torch.isfinite(vectors).all(dim=1)
+        # padded values never leak in, and inf / NaN features become 0 (weaver's own NaN value):
+        # one bad value must not turn the loss into NaN. Finite inputs are unchanged
+        keep = valid.unsqueeze(1) & torch.isfinite(features)
+        features = torch.where(keep, features, torch.zeros((), dtype=features.dtype, device=features.device))
 
         tokens = self.embed(features)
         register = self.register_token.expand(tokens.shape[0], -1, -1)
@@ -124,7 +129,7 @@ class StreamEncoder(nn.Module):
         valid = F.pad(valid, (1, 0), value=True)
 
         attn_bias = key_padding_bias(valid, tokens.dtype)
-        if self.pair_embed is not None:
+        if self.pair_embed is not None and self._has_pairs(valid[:, 1:]):
             safe = torch.tensor(_SAFE_VECTOR, dtype=vectors.dtype, device=vectors.device).view(1, 4, 1)
             vectors = torch.where(valid[:, None, 1:], vectors, safe)
             pair_bias = self.pair_embed(vectors, mask=valid[:, None, 1:].to(vectors.dtype))  # (N, H, P, P)
@@ -133,3 +138,11 @@ class StreamEncoder(nn.Module):
         for block in self.blocks:
             tokens = block(tokens, attn_bias)
         return self.norm(tokens), valid
+
+    def _has_pairs(self, valid: torch.Tensor) -> bool:
+        """False for a batch without any valid token, where weaver's sparse PairEmbed would run a
+        Conv1d over zero pairs and fail; the pair bias of padding is zero anyway. Always True when
+        exporting (the dense ONNX path handles it, and the graph must not depend on the data)."""
+        if self.pair_embed.for_onnx or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return True
+        return bool(valid.any())

@@ -1,0 +1,116 @@
+"""Resumable, idempotent runs: which chunks of a run are already on disk, and the manifest.
+
+A run writes its chunks (``<run>_<c>.root`` + ``.json`` sidecar, each atomically), then LAST the
+manifest ``<run>.manifest.json`` (the run's settings and files), ``<run>`` being
+``<process>[_mH<mH>]_<seed>``. A rerun with the same settings then
+
+- finds a complete manifest: nothing to do;
+- finds some chunks whose sidecar holds the same settings (and the Pythia seed this code derives):
+  keeps them and generates the others (a chunk depends only on the settings and its index);
+- finds a manifest or a sidecar with other settings: stops with an error naming that file, so
+  that two runs are never mixed in one sample.
+
+A ``.root`` without its sidecar (killed between the two renames) is regenerated.
+"""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from .pythia_setup import GenerationError
+from .writer import write_json
+
+# settings that do not change the events: the same run may be resumed with others
+NEUTRAL_SETTINGS = ("jobs", "outdir")
+
+
+class ManifestError(GenerationError):
+    """Files of another run (other settings) are where this run would write."""
+
+
+def run_name(config):
+    """``<process>[_mH<mH>]_<seed>``: the file stem of chunk c without its ``_<c>``."""
+    return config.file_stem(0).rsplit("_", 1)[0]
+
+
+def manifest_path(config):
+    return Path(config.outdir) / f"{run_name(config)}.manifest.json"
+
+
+def run_settings(settings):
+    """The settings that define the events, JSON-normalised (tuples become lists, as in a sidecar)."""
+    settings = dict(settings) if isinstance(settings, dict) else asdict(settings)
+    return json.loads(json.dumps({k: v for k, v in settings.items() if k not in NEUTRAL_SETTINGS}))
+
+
+def _differences(found, wanted):
+    keys = [k for k in sorted(set(found) | set(wanted)) if found.get(k) != wanted.get(k)]
+    return ", ".join(f"{k} {found.get(k, 'absent')} (now {wanted.get(k, 'absent')})" for k in keys)
+
+
+def _require_same_settings(path, settings, config):
+    diff = _differences(run_settings(settings), run_settings(config))
+    if diff:
+        raise ManifestError(
+            f"{path}: written with other settings: {diff}; delete the files of run {run_name(config)} "
+            f"or choose another --outdir or --seed"
+        )
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ManifestError(f"{path}: unreadable ({error})") from error
+
+
+def _chunk_files(config):
+    """chunk index -> .root path, for the files of this run's name found in the outdir."""
+    prefix = run_name(config) + "_"
+    found = {}
+    for path in Path(config.outdir).glob(f"{prefix}*.root"):
+        index = path.stem[len(prefix):]
+        if index.isdigit():
+            found[int(index)] = path
+    return found
+
+
+def kept_chunks(config, expected_pythia_seed):
+    """chunk -> summary (its sidecar) of the chunks already written by this very run.
+
+    ``expected_pythia_seed(chunk)`` is the Pythia seed this code gives the chunk: a sidecar with
+    another one was made by another seeding scheme. Raises ManifestError on any mismatch.
+    """
+    path = manifest_path(config)
+    if path.exists():
+        _require_same_settings(path, _read_json(path).get("settings", {}), config)
+    kept = {}
+    for chunk, root in sorted(_chunk_files(config).items()):
+        sidecar = root.with_suffix(".json")
+        if not sidecar.exists():
+            continue  # killed between the .root and the .json: regenerated
+        summary = _read_json(sidecar)
+        _require_same_settings(sidecar, summary.get("settings", {}), config)
+        if summary.get("pythia_seed") != expected_pythia_seed(chunk):
+            raise ManifestError(
+                f"{sidecar}: chunk {chunk} was generated with Pythia seed {summary.get('pythia_seed')}, this "
+                f"version derives another (older seeding scheme?); delete the files of run {run_name(config)}"
+            )
+        kept[chunk] = summary
+    return kept
+
+
+def is_complete(config, kept):
+    """A manifest with these settings exists and every chunk is on disk."""
+    return manifest_path(config).exists() and len(kept) == config.n_chunks
+
+
+def write_manifest(config, summaries):
+    """Written last, when every chunk is on disk: marks the run complete."""
+    write_json(manifest_path(config), {
+        "run": run_name(config),
+        "settings": run_settings(config),
+        "files": [s["file"] for s in summaries],
+        "n_accepted": sum(s["n_accepted"] for s in summaries),
+        "n_generated": sum(s["n_generated"] for s in summaries),
+    })

@@ -1,0 +1,63 @@
+"""Plots of the mass scan: expected limit and S/sqrt(B) against m_H, ROC at the reference mass."""
+
+import matplotlib.style
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..evaluation.plotting import STYLE, plot_roc
+
+MARKERS = "osD^vP*"
+
+
+def _per_model(summary, figure):
+    """{model: (masses, mean, std)} of one summarised figure, over the masses where it exists."""
+    lines = {}
+    for model, by_mass in summary["summary"].items():
+        points = [(float(m), s[figure]["mean"], s[figure]["std"] or 0.0)
+                  for m, s in by_mass.items() if figure in s and s[figure]["mean"] is not None]
+        if points:
+            masses, mean, std = map(np.array, zip(*sorted(points)))
+            lines[model] = (masses, mean, std)
+    return lines
+
+
+def _against_mass(summary, figure, ylabel, path, title, log=True):
+    with matplotlib.style.context(STYLE):
+        fig = Figure(figsize=(8, 7))
+        ax = fig.add_subplot()
+        for i, (model, (masses, mean, std)) in enumerate(_per_model(summary, figure).items()):
+            color = "black" if model == "cut-based" else f"C{i}"
+            ax.fill_between(masses, np.maximum(mean - std, mean * 1e-3), mean + std, color=color, alpha=0.2, linewidth=0)
+            ax.plot(masses, mean, color=color, marker=MARKERS[i % len(MARKERS)], linewidth=2,
+                    linestyle="--" if model == "cut-based" else "-", label=model)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("$m_H$ [GeV]")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, loc="left", fontsize="x-small")
+        ax.legend(fontsize="small")
+        fig.savefig(path, bbox_inches="tight")
+
+
+def limit_vs_mass(summary, path, figure="limit_fb", note=""):
+    """Expected 95% CL upper limit on sigma(gg -> H) x BR(H -> hh -> bbbb); band: +-1 std over trainings."""
+    _against_mass(summary, figure, "Expected 95% CL limit on $\\sigma \\times$ BR($H\\to hh\\to b\\bar bb\\bar b$) [fb]",
+                  path, f"{summary['luminosity_fb']:g} fb$^{{-1}}$, 14 TeV, {note}; mean ± std over trainings (folds)")
+
+
+def significance_vs_mass(summary, path):
+    """Best expected S/sqrt(B) at the benchmark signal cross section."""
+    _against_mass(summary, "significance", "Best expected $S/\\sqrt{B}$ (σ×BR = 10 fb)", path,
+                  f"{summary['luminosity_fb']:g} fb$^{{-1}}$; cuts with ≥ {summary['min_background_events']} "
+                  "effective background MC events")
+
+
+def roc_at(curves, summary, cut_based, mass, path):
+    """Weighted ROC bands of every model at one mass; the cut-based working points of each fold."""
+    key = f"{mass:g}"
+    aucs = {model: summary["summary"][model][key]["auc"] for model in curves}
+    aucs = {m: {"mean": a["mean"], "std": a["std"] or 0.0} for m, a in aucs.items()}
+    points = [(f"cuts (fold {fold})", r["signal_efficiency"], r["background_efficiency"],
+               int(r.get("n_background_effective", 0)))
+              for fold, r in sorted(cut_based.items()) if r.get("selection")][:3]
+    plot_roc(curves, aucs, points, [path], cut_based_definition=f"m_H = {mass:g} GeV, cuts optimised per fold")

@@ -1,0 +1,59 @@
+"""The mass scan's parts: the parameterised network's mass input, pT-hat biased generation, paired
+comparisons and the study's evaluation on toy prediction files."""
+
+import numpy as np
+import pytest
+import torch
+
+from multiscale.preprocessing import mass_hypothesis
+from multiscale.study.compare import log_ratio, paired_difference
+from multiscale.synthetic import synthetic_inputs
+from multiscale.weaver_io import REPO_ROOT, build_model, load_data_config
+
+MASSES = [600, 800, 1000, 1500, 2000]
+
+
+def test_mass_hypothesis_keeps_signal_masses_and_spreads_background():
+    mH = np.r_[np.full(5, 1500.0), np.zeros(10_000)]
+    hypothesis = mass_hypothesis(mH, np.arange(len(mH)), MASSES)
+    np.testing.assert_array_equal(hypothesis[:5], 1500.0)
+    counts = np.array([(hypothesis[5:] == m).sum() for m in MASSES])
+    assert counts.sum() == 10_000 and counts.min() > 1700  # about 2000 each
+    np.testing.assert_array_equal(mass_hypothesis(mH, np.arange(len(mH)), MASSES), hypothesis)  # fixed per event
+    np.testing.assert_array_equal(mass_hypothesis(mH[5:], np.arange(10_000), [800]), 800.0)  # one hypothesis
+
+
+@pytest.fixture(scope="module")
+def param_config():
+    return load_data_config(REPO_ROOT / "data" / "jets_kin_param.yaml")
+
+
+def test_the_mass_input_reaches_the_parameterised_network(param_config):
+    names = list(param_config.input_dicts["ev_features"])
+    position = names.index("obj_mhyp")
+    assert position == 6, "the paper preset keeps the first obj_max_features object features: keep the mass 7th"
+
+    def outputs(obj_max_features):
+        torch.manual_seed(0)
+        model, info = build_model(param_config, fusion="cross", preset="paper", obj_max_features=obj_max_features)
+        model.eval()
+        inputs = synthetic_inputs(info, 16, generator=torch.Generator().manual_seed(3))
+        ev = info["input_names"].index("ev_features")
+        low, high = [x.clone() for x in inputs], [x.clone() for x in inputs]
+        low[ev][:, position], high[ev][:, position] = -1.2, 1.6  # standardised 600 and 2000 GeV
+        with torch.no_grad():
+            return model(*low), model(*high)
+
+    low, high = outputs(7)
+    assert (low - high).abs().max() > 1e-3  # the hypothesis changes the output
+    low, high = outputs(6)
+    torch.testing.assert_close(low, high)  # and only through that feature
+
+
+def test_paired_difference_and_log_ratio():
+    result = paired_difference([1.0, 2.0, 3.0, 4.0], [0.5, 1.4, 2.6, 3.4])
+    assert result["mean"] == pytest.approx(0.525) and result["significant"] is True
+    assert paired_difference([1.0, 2.0], [1.1, 1.8])["significant"] is False
+    assert paired_difference([1.0, None, 3.0], [1.0, 2.0, None])["n_pairs"] == 1
+    ratio = log_ratio([2.0, 4.0, 8.0], [1.0, 2.0, 4.0])
+    assert ratio["ratio"] == pytest.approx(2.0) and ratio["p_value"] == 0.0

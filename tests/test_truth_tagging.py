@@ -1,0 +1,110 @@
+"""Truth tagging (multiscale/generation/truth_tagging.py): exact class probabilities, weights that
+sum to the event's weight, and weighted yields that agree with random tagging on a large toy."""
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from multiscale.generation.btagging import FLAVOUR_B, FLAVOUR_C, FLAVOUR_LIGHT, TagEfficiencies, apply_tagging
+from multiscale.generation.truth_tagging import (
+    FLAVOUR_BRANCHES, SUBJET_SLOTS, class_probabilities, configuration_probabilities, expand, truth_tag_file,
+)
+from multiscale.schema import N_OBJECTS
+
+EFF = TagEfficiencies()
+
+
+def toy_columns(n, seed=0, absent_fraction=0.1):
+    rng = np.random.default_rng(seed)
+    flavour = rng.choice([FLAVOUR_LIGHT, FLAVOUR_C, FLAVOUR_B], size=(n, 4), p=[0.6, 0.2, 0.2])
+    mask = np.ones((n, N_OBJECTS), dtype=np.float32)
+    mask[:, SUBJET_SLOTS] = rng.random((n, 4)) > absent_fraction
+    columns = {name: flavour[:, j].astype(np.int32) for j, name in enumerate(FLAVOUR_BRANCHES)}
+    columns["obj_mask"] = ak.from_regular(mask, axis=1)
+    columns["obj_btag"] = ak.from_regular(np.zeros((n, N_OBJECTS), dtype=np.float32), axis=1)
+    columns["obj_pt"] = ak.from_regular(rng.random((n, N_OBJECTS)).astype(np.float32), axis=1)
+    columns["weight"] = rng.uniform(0.5, 2.0, n)
+    columns["event_id"] = np.arange(n)
+    return columns, flavour, mask[:, SUBJET_SLOTS] > 0
+
+
+def test_class_probabilities_are_exact_for_one_event():
+    # subjets b, b, c, light: P(4 tags) = .77 * .77 * .15 * .01
+    flavour = np.array([[FLAVOUR_B, FLAVOUR_B, FLAVOUR_C, FLAVOUR_LIGHT]])
+    classes = class_probabilities(configuration_probabilities(flavour, np.ones((1, 4), bool), EFF))[0]
+    p = np.array([0.77, 0.77, 0.15, 0.01])
+    p4 = p.prod()
+    p3 = sum(np.prod(np.where(np.arange(4) == j, 1 - p, p)) for j in range(4))
+    np.testing.assert_allclose(classes, [1 - p3 - p4, p3, p4], rtol=1e-12)
+
+
+def test_absent_subjets_never_tag():
+    flavour = np.full((1, 4), FLAVOUR_B)
+    exists = np.array([[True, True, True, False]])
+    classes = class_probabilities(configuration_probabilities(flavour, exists, EFF))[0]
+    assert classes[2] == 0.0 and classes.sum() == pytest.approx(1.0)
+
+
+def test_test_mode_weights_sum_to_the_event_weight_and_tags_follow_the_class():
+    columns, _, _ = toy_columns(2000)
+    out = expand(columns, "test", EFF, np.random.default_rng(1))
+    summed = np.bincount(out["event_id"], weights=out["weight"], minlength=2000)
+    np.testing.assert_allclose(summed, columns["weight"], rtol=1e-12)
+    nbtag = out["fj1_nbtag"] + out["fj2_nbtag"]
+    assert np.all(np.where(out["tag_class"] == 0, nbtag <= 2, nbtag == out["tag_class"] + 2))
+    btag = ak.to_numpy(ak.to_regular(out["obj_btag"], axis=1))
+    np.testing.assert_array_equal(btag[:, SUBJET_SLOTS].sum(axis=1), nbtag)
+    np.testing.assert_array_equal(btag[:, 0], btag[:, 2] * btag[:, 3])  # fj1 tagged = both subjets
+    np.testing.assert_array_equal(btag[:, 6], btag[:, 0] * btag[:, 1])  # H candidate = both fat jets
+    mask = ak.to_numpy(ak.to_regular(out["obj_mask"], axis=1))
+    assert np.all(btag[mask == 0] == 0)
+
+
+@pytest.mark.parametrize("mode", ["test", "train"])
+def test_weighted_yields_agree_with_random_tagging(mode):
+    n = 200_000
+    columns, flavour, exists = toy_columns(n, seed=2)
+    out = expand(columns, mode, EFF, np.random.default_rng(3))
+    truth_nbtag = out["fj1_nbtag"] + out["fj2_nbtag"]
+    random_nbtag = apply_tagging(flavour, exists, EFF, np.random.default_rng(4)).sum(axis=1)
+    for required in (2, 3, 4):
+        truth = out["weight"][truth_nbtag >= required].sum()
+        passed = random_nbtag >= required
+        random_yield = columns["weight"][passed].sum()
+        error = np.sqrt((columns["weight"][passed] ** 2).sum() + (out["weight"][truth_nbtag >= required] ** 2).sum())
+        assert abs(truth - random_yield) < 4 * error, (required, truth, random_yield, error)
+    if mode == "train":
+        assert len(out["weight"]) < n  # unweighted: events kept with probability w / w_ref
+        # every possible class drawn about equally often: tagged classes are no longer rare
+        assert (out["tag_class"] == 2).mean() > 0.2
+
+
+def test_unweighting_keeps_the_weighted_distribution():
+    """A pT-hat biased toy: weights fall as pT^-4 over a flat pT; the unweighted events (each now
+    carrying about the same weight) must follow the weighted spectrum, not the flat one."""
+    from multiscale.generation.truth_tagging import unweight
+
+    rng = np.random.default_rng(5)
+    pt = rng.uniform(250, 1000, 400_000)
+    weight = (pt / 250) ** -4
+    kept, new_weight = unweight(weight, rng)
+    weighted_mean = np.average(pt, weights=weight)
+    assert abs(pt[kept].mean() - weighted_mean) < 0.02 * weighted_mean  # unweighted now
+    assert abs(np.average(pt[kept], weights=new_weight) - weighted_mean) < 0.01 * weighted_mean
+    assert new_weight.sum() == pytest.approx(weight.sum(), rel=0.02)  # the cross section is kept
+    assert np.quantile(new_weight, 0.5) == pytest.approx(np.quantile(weight, 0.99))
+
+
+def test_truth_tag_file_round_trip(tmp_path):
+    columns, _, _ = toy_columns(300)
+    from multiscale.generation.writer import write_root
+
+    write_root(tmp_path / "in.root", columns)
+    n_in, n_out = truth_tag_file(tmp_path / "in.root", tmp_path / "out.root", "test", EFF, seed=1)
+    assert n_in == 300 and n_out > n_in
+    with uproot.open(tmp_path / "out.root") as f:
+        tree = f["Events"]
+        assert tree.num_entries == n_out and "tag_class" in tree.keys()
+        weights = tree["weight"].array(library="np")
+    assert weights.sum() == pytest.approx(columns["weight"].sum())

@@ -1,0 +1,42 @@
+#!/bin/bash
+# The GPU benchmark of docs/performance.md ("GPU"), made to run on a bare GPU machine in one go:
+#
+#   bash tools/benchmark_gpu.sh [more tools/benchmark.py options]
+#
+# writes $OUT/benchmark_gpu.json (the figures, docs/benchmark_gpu.json), $OUT/benchmark_gpu.log
+# and the profiler tables $OUT/profile_{eager,compiled}.txt ($OUT defaults to /tmp/benchmark_gpu).
+# What the machine needs besides python3 with a CUDA torch, onnxruntime, numba, pandas, scikit-learn:
+#   - the Python packages that the GPU image lacks, as wheels in .whl/ (installed into /tmp/site), e.g.
+#     pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+#       --platform manylinux2014_x86_64 -d .whl weaver-core==0.5.3 uproot==5.7.7 awkward==2.14.0 \
+#       awkward-cpp==57 vector==1.9.0 cramjam==2.14.0 lz4==4.4.5
+#   - ROOT files for weaver's loop in $GPU_BENCH_DATA (default datasets/gpu_bench: 2000 hh4b + 2000 QCD
+#     events in 8 files, tools/generate_events.py --events-per-file 500, see docs/performance.md).
+# Sizes are chosen to finish in about 6 minutes on an H100/H200 (torch.compile and weaver have budgets).
+set -o pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT=${OUT:-/tmp/benchmark_gpu}
+mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba_cache}
+data=${GPU_BENCH_DATA:-datasets/gpu_bench}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv || true
+python3 tools/benchmark.py --gpu --weaver-data "sig:$data/hh4b_*.root" "bkg:$data/qcd_*.root" --weaver-steps 20 \
+    --compile-budget 100 --weaver-budget 70 --out "$OUT/benchmark_gpu.json" "$@" 2>&1 | tee "$OUT/benchmark_gpu.log"
+status=$?
+python3 - "$OUT" <<'EOF' || true
+import json, sys
+out = sys.argv[1]
+for p in json.load(open(f"{out}/benchmark_gpu.json")).get("gpu_profile", []):
+    if "table" in p:
+        with open(f"{out}/profile_{'compiled' if p['compiled'] else 'eager'}.txt", "w") as f:
+            f.write(f"{p['config']} batch {p['batch']} {p['precision']} compiled={p['compiled']}, {p['steps']} steps\n")
+            f.write(p["table"] + "\n")
+EOF
+exit $status

@@ -1,0 +1,157 @@
+#!/bin/bash
+# The paper's headline result: sensitivity against the heavy-Higgs mass for jets, kin, concat and
+# cross (paper preset + object b-tags), a parameterised cross model trained once on all masses, and
+# a cut-based selection optimised at each mass; expected 95% CL limits with pyhf (docs/results.md).
+#
+#   tools/study_mass_scan.sh                 # default size: about 100 min on a 2-core CPU
+#   STUDY_SCALE=5 tools/study_mass_scan.sh   # 5x the events (a GPU machine)
+#
+# Resumable: generation, truth tagging and every training whose predictions exist are skipped, so
+# the study can be finished over several sittings. Environment knobs (defaults below):
+#   STUDY_MASSES        m_H points in GeV
+#   STUDY_SIGNAL        signal events per mass point (x STUDY_SCALE), cut into STUDY_FOLDS folds
+#   STUDY_BACKGROUND    background events shared by all masses (90% QCD, 10% ttbar; x STUDY_SCALE)
+#   STUDY_FOLDS         folds: training r tests on fold r and trains on the others
+#   STUDY_REPEATS       trainings per model and mass (STUDY_REPEATS_REF at STUDY_REF_MASS)
+#   STUDY_MODELS        per-mass models; STUDY_PARAM=0 skips the parameterised model
+#   STUDY_EPOCHS, STUDY_BATCH, STUDY_FEATURES, STUDY_DIR (events), STUDY_OUT (trainings, results)
+set -eo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source ./env.sh
+
+STUDY_SCALE=${STUDY_SCALE:-1}
+STUDY_MASSES=${STUDY_MASSES:-"600 800 1000 1500 2000"}
+STUDY_SIGNAL=$(( ${STUDY_SIGNAL:-4000} * STUDY_SCALE ))
+STUDY_BACKGROUND=$(( ${STUDY_BACKGROUND:-40000} * STUDY_SCALE ))
+STUDY_FOLDS=${STUDY_FOLDS:-5}
+STUDY_REPEATS=${STUDY_REPEATS:-3}
+STUDY_REF_MASS=${STUDY_REF_MASS:-1000}
+STUDY_REPEATS_REF=${STUDY_REPEATS_REF:-5}
+STUDY_MODELS=${STUDY_MODELS:-"kin jets concat cross"}
+STUDY_PARAM=${STUDY_PARAM:-1}
+STUDY_EPOCHS=${STUDY_EPOCHS:-6}
+STUDY_BATCH=${STUDY_BATCH:-128}
+STUDY_FEATURES=${STUDY_FEATURES:-paperb}
+STUDY_DIR=${STUDY_DIR:-$MS_ROOT/datasets/mass_scan}
+STUDY_OUT=${STUDY_OUT:-$MS_ROOT/training/mass_scan}
+JOBS=${JOBS:-$(nproc)}
+# the boosted preselection shared by every mass point (docs/results.md says why 250 GeV)
+PRESELECTION=(--fj1-ptmin 250 --fj2-ptmin 250 --fj-etamax 2.0)
+SIGNAL_XSEC_FB=${SIGNAL_XSEC_FB:-10}
+
+gen="$STUDY_DIR/generated"
+mkdir -p "$gen" "$STUDY_OUT"
+start=$SECONDS
+log() { printf '[%5ds] %s\n' $((SECONDS - start)) "$*"; }
+timed() {  # NAME COMMAND...: run, and append "NAME seconds" to the study's timing record
+    local t0=$SECONDS
+    "${@:2}"
+    echo "$1 $((SECONDS - t0))" >> "$STUDY_OUT/wall_times.txt"
+}
+
+# --- 1. events: one chunk per fold, so that a fold is a set of files -----------------------------
+generate() {  # PROCESS EVENTS SEED [options]
+    local per_fold=$(( ($2 + STUDY_FOLDS - 1) / STUDY_FOLDS ))
+    python tools/generate_events.py --process "$1" --events "$2" --events-per-file "$per_fold" --seed "$3" \
+        --jobs "$JOBS" --outdir "$gen" "${PRESELECTION[@]}" "${@:4}"
+}
+log "generating events into $gen (resumes an interrupted run)"
+for m in $STUDY_MASSES; do
+    timed "generate_hh4b_mH$m" generate hh4b "$STUDY_SIGNAL" $((1000 + m)) --mH "$m" --xsec-fb "$SIGNAL_XSEC_FB"
+done
+# backgrounds: pT-hat biased (weighted events) so that the boosted tail holds many MC events
+timed generate_qcd generate qcd $((STUDY_BACKGROUND * 9 / 10)) 11 --pthat-min 200 --pthat-bias 4
+timed generate_ttbar generate ttbar $((STUDY_BACKGROUND / 10)) 12 --pthat-min 200 --pthat-bias 4
+
+# --- 2. truth tagging of the backgrounds: one copy per event to train on, one per tag class to test
+for mode in train test; do
+    todo=()
+    for f in "$gen"/qcd_*.root "$gen"/ttbar_*.root; do
+        out="$STUDY_DIR/truth_$mode/$(basename "$f")"
+        [[ -f "$out" && "$out" -nt "$f" ]] || todo+=("$f")
+    done
+    if ((${#todo[@]})); then
+        log "truth tagging ${#todo[@]} background file(s) for $mode"
+        python tools/truth_tag.py --mode "$mode" --outdir "$STUDY_DIR/truth_$mode" "${todo[@]}" > /dev/null
+    fi
+done
+
+# --- 3. per (mass, fold): DATADIR layout of train_multiscale.sh, as symbolic links ---------------
+fold_of() { local stem=${1%.root}; echo "${stem##*_}"; }  # files end in _<chunk>.root
+link_split() {  # DIR FOLD SIGNAL_FILES...: fold FOLD -> DIR/test, the other folds -> DIR/train
+    local dir=$1 fold=$2 f split
+    rm -rf "$dir"
+    mkdir -p "$dir/train" "$dir/test"
+    for f in "${@:3}" "$STUDY_DIR"/truth_train/*.root; do
+        [[ "$(fold_of "$f")" == "$fold" ]] || ln -s "$f" "$dir/train/"
+    done
+    for f in "${@:3}" "$STUDY_DIR"/truth_test/*.root; do
+        [[ "$(fold_of "$f")" == "$fold" ]] && ln -s "$f" "$dir/test/"
+    done
+    return 0
+}
+n_events() { python -c 'import sys, uproot; print(sum(uproot.open(f)["Events"].num_entries for f in sys.argv[1:]))' "$@"; }
+
+train() {  # MODEL DATADIR OUTDIR FOLD [weaver args]: one training, skipped when its predictions exist
+    local model=$1 data=$2 outdir=$3 fold=$4
+    local rundir="$outdir/${model}_${STUDY_FEATURES}_fold$fold"
+    [[ -f "$rundir/pred.root" ]] && return 0
+    local n steps
+    n=$(n_events "$data"/train/*.root)
+    steps=$(( n * 8 / 10 / STUDY_BATCH ))  # weaver keeps 80% for training: one pass per epoch
+    log "training $model on $(basename "$data") ($n events, $STUDY_EPOCHS x $steps steps)"
+    mkdir -p "$rundir"
+    local t0=$SECONDS
+    DATADIR_hh4b=$data MS_OUTDIR=$outdir COMMENT=fold$fold ./train_multiscale.sh "$model" "$STUDY_FEATURES" \
+        -o seed $((fold + 1)) --num-epochs "$STUDY_EPOCHS" --batch-size "$STUDY_BATCH" --in-memory \
+        --steps-per-epoch "$steps" --num-workers 0 --optimizer adamw --start-lr 2e-3 "${@:5}" > "$rundir.stdout" 2>&1 \
+        || { echo "training $model ($data) failed: see $rundir.stdout" >&2; exit 1; }
+    echo "$model $(basename "$data") $((SECONDS - t0))" >> "$STUDY_OUT/wall_times.txt"
+}
+
+repeats_at() { if [[ "$1" == "$STUDY_REF_MASS" ]]; then echo "$STUDY_REPEATS_REF"; else echo "$STUDY_REPEATS"; fi; }
+
+# --- 4. per-mass trainings --------------------------------------------------------------------
+for m in $STUDY_MASSES; do
+    for ((fold = 0; fold < $(repeats_at "$m"); fold++)); do
+        split="$STUDY_DIR/splits/mH${m}_fold$fold"
+        link_split "$split" "$fold" "$gen"/hh4b_mH"${m}"_*.root
+        for model in $STUDY_MODELS; do
+            train "$model" "$split" "$STUDY_OUT/mH$m" "$fold"
+        done
+    done
+done
+
+# --- 5. the parameterised model: trained once on every mass, evaluated at each ------------------
+if [[ "$STUDY_PARAM" == 1 ]]; then
+    masses_list=$(echo "$STUDY_MASSES" | tr ' ' ',')
+    for ((fold = 0; fold < STUDY_REPEATS; fold++)); do
+        split="$STUDY_DIR/splits/all_fold$fold"
+        link_split "$split" "$fold" "$gen"/hh4b_mH*_*.root
+        # training config: background events draw their mass hypothesis from the study's masses
+        config="$STUDY_OUT/configs/jets_kin_param_train.yaml"
+        mkdir -p "$(dirname "$config")"
+        sed "s/\[600, 800, 1000, 1500, 2000\]/[$masses_list]/" data/jets_kin_param.yaml > "$config"
+        # (the test predictions made at the end of the training mix the hypotheses: not used)
+        train cross_param "$split" "$STUDY_OUT/param" "$fold" --data-config "$config"
+        rundir="$STUDY_OUT/param/cross_param_${STUDY_FEATURES}_fold$fold"
+        for m in $STUDY_MASSES; do
+            [[ -f "$rundir/pred_mH$m.root" ]] && continue
+            config="$STUDY_OUT/configs/jets_kin_param_mH$m.yaml"
+            sed "s/\[600, 800, 1000, 1500, 2000\]/[$m]/" data/jets_kin_param.yaml > "$config"
+            log "evaluating cross_param at m_H = $m (fold $fold)"
+            DATADIR_hh4b="$STUDY_DIR/splits/mH${m}_fold$fold" MS_OUTDIR="$STUDY_OUT/param" COMMENT=fold$fold \
+                ./train_multiscale.sh predict cross_param "$STUDY_FEATURES" --data-config "$config" \
+                --predict-output "$rundir/pred_mH$m.root" --log "$rundir/predict_mH$m.log" > /dev/null 2>&1 \
+                || { echo "prediction of cross_param at $m failed: see $rundir/predict_mH$m.log" >&2; exit 1; }
+        done
+    done
+fi
+
+# --- 6. evaluation: metrics, limits, comparisons, plots ------------------------------------------
+log "evaluating"
+python -m multiscale.study.mass_scan --out "$STUDY_OUT" --data "$STUDY_DIR" --folds "$STUDY_FOLDS" \
+    --masses $STUDY_MASSES --features "$STUDY_FEATURES" \
+    --models $STUDY_MODELS $([[ "$STUDY_PARAM" == 1 ]] && echo cross_param) --ref-mass "$STUDY_REF_MASS"
+log "done: $STUDY_OUT/results.md"
