@@ -299,7 +299,14 @@ def test_same_seed_gives_identical_branches_whatever_jobs(tmp_path):
         (["--process", "zprime", "--events", "10"], "invalid choice: 'zprime'"),
         (["--process", "qcd", "--events", "0"], "--events must be positive"),
         (["--process", "qcd", "--events", "-3"], "--events must be positive"),
-        (["--process", "hh4b", "--events", "10", "--mH", "200"], "below the hh threshold"),
+        (["--process", "hh4b", "--events", "10", "--mH", "200"], "not above the hh threshold"),
+        # what Pythia would fail on without a reason ("init() failed" or 100 failures in a row)
+        (["--process", "hh4b", "--events", "10", "--mH", "250"], "not above the hh threshold"),
+        (["--process", "hh4b", "--events", "10", "--mH", "nan"], "--mH must be a finite number"),
+        (["--process", "hh4b", "--events", "10", "--mH", "inf"], "--mH must be a finite number"),
+        (["--process", "hh4b", "--events", "10", "--mH", "1e6"], "beyond the collision energy"),
+        (["--process", "qcd", "--events", "10", "--pthat-min", "1e6"], "--pthat-min must lie in"),
+        (["--process", "hh4b", "--events", "10", "--pthat-bias", "4"], "applies to qcd and ttbar"),
     ],
 )
 def test_bad_input_gives_one_line_error(args, message, tmp_path, capsys):
@@ -421,3 +428,16 @@ def test_weaver_loads_the_files(generated_dir, tmp_path):
     assert set(np.unique(labels["_label_"].numpy())) <= {0, 1}
     assert np.all(np.abs(inputs["pf_features"][:, 1].numpy()) < np.pi + 1e-6)
     assert set(observers) >= {"event_id", "weight", "mH"}
+
+
+def test_tiny_acceptance_warns_and_progress_is_printed_off_a_terminal(capsys, monkeypatch):
+    """--pthat-min far below the fat-jet thresholds: almost nothing passes; say so instead of
+    looking like a hang, and print progress lines when stderr is not a terminal."""
+    monkeypatch.setattr(run._Progress, "LINE_SECONDS", 0.0)
+    config = run.RunConfig(process="qcd", events=10, outdir="unused", pthat_min=20.0)
+    progress = run._Progress(config)
+    progress(2500, 3)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "acceptance 0.0012 after 2500 generated qcd events" in err and "--pthat-min" in err
+    assert "qcd: 3/10 accepted, 2500 generated" in err

@@ -131,13 +131,30 @@ def _scan(signal, background, sumw2, cl, guess):
             mu_max *= 10.0
 
 
+def _fit(signal, background, sumw2, fitted, sensitivity, cl, optimizer):
+    """The expected set of the bins ``fitted`` and the optimizer that made it."""
+    signal_fit, background_fit = signal[fitted], background[fitted]
+    sumw2_fit = None if sumw2 is None else sumw2[fitted]
+    optimizer = optimizer or default_optimizer(background_fit, sumw2_fit)
+    if optimizer == "scipy" and sumw2_fit is not None and np.any((background_fit > LARGE_BIN) & (sumw2_fit > 0)):
+        warnings.warn(
+            f"a fitted bin holds more than {LARGE_BIN:g} background events with an MC stat uncertainty: pyhf's "
+            "scipy fits may stop early there and misplace the limit; install iminuit for optimizer='minuit'",
+            stacklevel=3,
+        )
+    with _pyhf_optimizer(optimizer):
+        return _scan(signal_fit, background_fit, sumw2_fit, cl, _limit_scale(sensitivity[fitted])), optimizer
+
+
 def expected_limit(signal_yields, background_yields, background_sumw2=None, cl=DEFAULT_CL, optimizer=None):
     """Expected CL upper limit on the signal strength mu (background-only Asimov data, CLs, q~_mu).
 
     Returns {cl, mu_up (median), band {-2sigma, -1sigma, median, +1sigma, +2sigma}, n_bins,
     fitted_bins, S, B, optimizer}. Bins carrying less than ``NEGLIGIBLE_SENSITIVITY`` of the total
     sensitivity (sum of s^2 / (b + sumw2)) are left out of the fit (``fitted_bins``: the others):
-    the bulk background bin of a classifier histogram changes nothing but upsets the fits.
+    the bulk background bin of a classifier histogram changes nothing but upsets the fits. When a
+    fit still fails, the least sensitive bin is dropped and the fit repeated
+    (``dropped_after_failed_fit``): the limit of fewer bins is weaker, never stronger.
     ``optimizer``: pyhf's "scipy" or "minuit" (default: :func:`default_optimizer`).
     """
     signal = np.asarray(signal_yields, dtype=np.float64)
@@ -146,17 +163,20 @@ def expected_limit(signal_yields, background_yields, background_sumw2=None, cl=D
     _check_yields(signal, background, sumw2)
     sensitivity = _sensitivity(signal, background, sumw2)
     fitted = np.flatnonzero(sensitivity >= NEGLIGIBLE_SENSITIVITY * sensitivity.sum())
-    signal_fit, background_fit = signal[fitted], background[fitted]
-    sumw2_fit = None if sumw2 is None else sumw2[fitted]
-    optimizer = optimizer or default_optimizer(background_fit, sumw2_fit)
-    if optimizer == "scipy" and sumw2_fit is not None and np.any((background_fit > LARGE_BIN) & (sumw2_fit > 0)):
-        warnings.warn(
-            f"a fitted bin holds more than {LARGE_BIN:g} background events with an MC stat uncertainty: pyhf's "
-            "scipy fits may stop early there and misplace the limit; install iminuit for optimizer='minuit'",
-            stacklevel=2,
-        )
-    with _pyhf_optimizer(optimizer):
-        expected = _scan(signal_fit, background_fit, sumw2_fit, cl, _limit_scale(sensitivity[fitted]))
+    dropped = []
+    while True:
+        try:
+            expected, optimizer_used = _fit(signal, background, sumw2, fitted, sensitivity, cl, optimizer)
+            break
+        except (pyhf.exceptions.FailedMinimization, ValueError):
+            # a fit that does not converge (typically MC stat. uncertainties far above the signal):
+            # drop the least sensitive bin and fit again; the limit gets weaker, never stronger
+            if len(fitted) == 1:
+                raise
+            weakest = fitted[np.argmin(sensitivity[fitted])]
+            dropped.append(int(weakest))
+            fitted = fitted[fitted != weakest]
+    optimizer = optimizer_used
     if not (np.all(np.isfinite(expected)) and np.all(np.diff(expected) >= 0)):
         raise RuntimeError(f"pyhf returned an invalid expected band {expected} (optimizer {optimizer})")
     band = dict(zip(BAND_KEYS, expected))
@@ -166,6 +186,7 @@ def expected_limit(signal_yields, background_yields, background_sumw2=None, cl=D
         "band": band,
         "n_bins": len(background),
         "fitted_bins": fitted.tolist(),
+        "dropped_after_failed_fit": dropped,
         "S": float(signal.sum()),
         "B": float(background.sum()),
         "optimizer": optimizer,

@@ -8,7 +8,6 @@ not depend on it; a rerun keeps the chunks already written and generates the oth
 
 import argparse
 import ctypes
-import functools
 import importlib.metadata
 import math
 import multiprocessing
@@ -29,9 +28,9 @@ from . import manifest
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
 from .event_record import ChargeTable, from_pythia_batch
-from .pythia_setup import MAX_SEED, GenerationError, cross_section_fb, make_pythia
+from .pythia_setup import MAX_SEED, SQRT_S_GEV, GenerationError, cross_section_fb, make_pythia
 from .reconstruction import Selection, reconstruct
-from .writer import remove_partial, remove_partial_of, write_json, write_root
+from .writer import remove_partial, write_json, write_root
 
 HIGGS_MASS = 125.0
 MAX_CONSECUTIVE_FAILURES = 100
@@ -238,20 +237,16 @@ _progress_queue = None
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _init_worker(progress_queue, outdir, parent_pid):
+def _init_worker(progress_queue, parent_pid):
     """Pool worker setup: progress goes to the parent, and the worker never outlives it."""
     global _progress_queue
     _progress_queue = progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops the pool
-    signal.signal(signal.SIGTERM, functools.partial(_worker_terminated, outdir))
+    # Pool.terminate() or the parent's death: die at once. A Python-level handler would wait for
+    # the interpreter (a Pythia batch, or forever in a lock) and Pool.terminate() would hang
+    # joining the worker; the parent removes the temporary files of the chunks it did not finish.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent_pid)
-
-
-def _worker_terminated(outdir, signum, frame):
-    """Pool.terminate() or the parent's death: drop this worker's temporary files and exit at once
-    (no finally blocks or queue flushing, which could block with the parent gone)."""
-    remove_partial_of(outdir, os.getpid())
-    os._exit(128 + signum)
 
 
 def _die_with_parent(parent_pid):
@@ -272,18 +267,38 @@ def _worker(config, chunk):
 
 
 class _Progress:
-    """tqdm bar of accepted events, with the acceptance so far in the postfix."""
+    """tqdm bar of accepted events, with the acceptance so far in the postfix; off a terminal (a
+    log file, a batch job) a plain line every LINE_SECONDS instead. Warns once when the preselection
+    keeps almost nothing, which would otherwise look like a hang."""
+
+    LINE_SECONDS = 30.0
+    LOW_ACCEPTANCE, LOW_ACCEPTANCE_AFTER = 0.01, 2000
 
     def __init__(self, config):
         from tqdm import tqdm
 
-        self.generated = 0
+        self.config = config
+        self.generated = self.accepted = 0  # counted here: a disabled tqdm bar counts nothing
         self.bar = tqdm(total=config.events, unit="evt", desc=config.process, disable=None)
+        self.last_line = time.monotonic()
+        self.warned = False
 
     def __call__(self, generated, accepted):
         self.generated += generated
+        self.accepted += accepted
         self.bar.update(accepted)
-        self.bar.set_postfix(generated=self.generated, acceptance=f"{self.bar.n / max(self.generated, 1):.3f}")
+        acceptance = self.accepted / max(self.generated, 1)
+        self.bar.set_postfix(generated=self.generated, acceptance=f"{acceptance:.3f}")
+        if self.bar.disable and time.monotonic() - self.last_line > self.LINE_SECONDS:
+            self.last_line = time.monotonic()
+            print(f"{self.config.process}: {self.accepted}/{self.config.events} accepted, {self.generated} generated "
+                  f"(acceptance {acceptance:.3f})", file=sys.stderr, flush=True)
+        if not self.warned and self.generated >= self.LOW_ACCEPTANCE_AFTER and acceptance < self.LOW_ACCEPTANCE:
+            self.warned = True
+            print(f"generate_events.py: warning: acceptance {acceptance:.4f} after {self.generated} generated "
+                  f"{self.config.process} events: the preselection (fat jets above {self.config.fj1_ptmin:g} and "
+                  f"{self.config.fj2_ptmin:g} GeV) keeps almost nothing; raise --pthat-min towards them",
+                  file=sys.stderr, flush=True)
 
     def close(self):
         self.bar.close()
@@ -325,7 +340,7 @@ def generate(config):
 def _generate_parallel(config, progress, chunks):
     context = multiprocessing.get_context("fork")
     progress_queue = context.Queue()
-    initargs = (progress_queue, config.outdir, os.getpid())
+    initargs = (progress_queue, os.getpid())
     # leaving the block (done, an exception, Ctrl-C, SIGTERM) terminates the workers
     with context.Pool(min(config.jobs, len(chunks)), _init_worker, initargs) as pool:
         results = [pool.apply_async(_worker, (config, chunk)) for chunk in chunks]
@@ -401,8 +416,7 @@ def parse_config(argv=None):
         parser.error(f"--seed must be non-negative, got {args.seed}")
     if args.max_constituents <= 0:
         parser.error(f"--max-constituents must be positive, got {args.max_constituents}")
-    if args.process == "hh4b" and args.mH < 2 * HIGGS_MASS:
-        parser.error(f"--mH {args.mH:g} GeV is below the hh threshold 2 x {HIGGS_MASS:g} GeV")
+    _check_physics(parser, args)
     if not 0.0 <= args.pthat_bias <= 8.0:
         parser.error(f"--pthat-bias must lie in [0, 8], got {args.pthat_bias}")
     if args.pthat_bias > 0 and args.process not in ("qcd", "ttbar"):
@@ -416,6 +430,28 @@ def parse_config(argv=None):
     if problem:
         parser.error(f"cannot write to --outdir {args.outdir}: {problem}")
     return RunConfig(**vars(args))
+
+
+def _check_physics(parser, args):
+    """Refuse settings Pythia would fail on without saying why (before it is even started)."""
+    floats = ("mH", "pthat_min", "pthat_bias", "xsec_fb", "fj1_ptmin", "fj2_ptmin", "fj_etamax",
+              "btag_eff", "ctag_mistag", "light_mistag")
+    for name in floats:
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            parser.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if args.process == "hh4b":
+        if args.mH <= 2 * HIGGS_MASS:
+            parser.error(f"--mH {args.mH:g} GeV is not above the hh threshold 2 x {HIGGS_MASS:g} GeV")
+        if args.mH >= SQRT_S_GEV:
+            parser.error(f"--mH {args.mH:g} GeV is beyond the collision energy sqrt(s) = {SQRT_S_GEV:g} GeV")
+    if args.process in ("qcd", "ttbar") and not 0 < args.pthat_min < SQRT_S_GEV / 2:
+        parser.error(f"--pthat-min must lie in (0, sqrt(s)/2 = {SQRT_S_GEV / 2:g}) GeV, got {args.pthat_min:g}")
+    for name in ("fj1_ptmin", "fj2_ptmin"):
+        if not 0 <= getattr(args, name) < SQRT_S_GEV / 2:
+            parser.error(f"--{name.replace('_', '-')} must lie in [0, {SQRT_S_GEV / 2:g}) GeV, got {getattr(args, name):g}")
+    if args.fj_etamax <= 0:
+        parser.error(f"--fj-etamax must be positive, got {args.fj_etamax:g}")
 
 
 def _unwritable(outdir):

@@ -8,7 +8,9 @@ their probabilities as weights:
     P(config) = prod_j  eff_j^t_j (1 - eff_j)^(1 - t_j),   eff_j = efficiency of subjet j's flavour
 
 The 16 configurations are grouped by the number of tagged subjets into the classes
-``TAG_CLASSES`` (<= 2, 3, 4 tags). In ``test`` mode an event becomes one copy per class with a
+``TAG_CLASSES`` (<= 1, 2, 3, 4 tags). Every selection ">= k tags" with k = 2, 3, 4 is then a union
+of whole classes and gets exact weights; a class that straddled a requirement would give its few
+copies drawn on the passing side the whole class probability, and a large weight variance. In ``test`` mode an event becomes one copy per class with a
 non-zero probability, its configuration drawn within the class in proportion to P(config), and
 its ``weight`` multiplied by P(class): weighted yields at any tag requirement are exact in
 expectation and rest on every event. The small-R jet's tag is left as generated (no selection
@@ -43,7 +45,7 @@ SUBJET_SLOTS = [OBJECT_SLOTS.index(name) for name in ("fj1_sj1", "fj1_sj2", "fj2
 FATJET_SLOTS = [OBJECT_SLOTS.index("fj1"), OBJECT_SLOTS.index("fj2")]
 HCAND_SLOT = OBJECT_SLOTS.index("H_cand")
 FLAVOUR_BRANCHES = ("fj1_sj1_flavour", "fj1_sj2_flavour", "fj2_sj1_flavour", "fj2_sj2_flavour")
-TAG_CLASSES = ((0, 1, 2), (3,), (4,))  # numbers of tagged subjets in each class
+TAG_CLASSES = ((0, 1), (2,), (3,), (4,))  # numbers of tagged subjets in each class
 MODES = ("test", "train")
 
 CONFIGS = np.array(list(product((0, 1), repeat=4)), dtype=bool)  # (16, 4) tag bits

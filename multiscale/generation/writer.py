@@ -75,8 +75,3 @@ def write_json(path, content):
         if tmp.exists():
             tmp.unlink()
 
-
-def remove_partial_of(outdir, pid):
-    """Delete the temporary files that process ``pid`` was writing in ``outdir`` (it is being killed)."""
-    for leftover in Path(outdir).glob(f".*.{pid}.tmp"):
-        leftover.unlink(missing_ok=True)
