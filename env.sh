@@ -1,12 +1,16 @@
 #!/bin/bash
 # Source me: `source env.sh`. Creates .venv on first use, installs the project with its pinned
 # dependencies, and exports where datasets and trainings live (override before sourcing).
+# MS_NO_VENV=1: use the Python on PATH as it is (e.g. a GPU machine's own CUDA torch, with the
+# project's other dependencies installed there by you; tools/study_mass_scan_gpu.sh does so).
 
 _MS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _MS_VENV="${MS_VENV:-$_MS_ROOT/.venv}"
 _MS_STAMP="$_MS_VENV/.installed-$(cksum < "$_MS_ROOT/pyproject.toml" | cut -d' ' -f1)"
 
-if [ ! -f "$_MS_STAMP" ]; then
+if [ -n "$MS_NO_VENV" ]; then
+    :
+elif [ ! -f "$_MS_STAMP" ]; then
     echo "[env.sh] setting up $_MS_VENV (first use: a few minutes)" >&2
     python3 -m venv "$_MS_VENV" || return 1 2>/dev/null || exit 1
     # torch first: pinned, so pip takes the local CPU build instead of a multi-GB CUDA download
@@ -18,7 +22,7 @@ if [ ! -f "$_MS_STAMP" ]; then
 fi
 
 # shellcheck disable=SC1091
-source "$_MS_VENV/bin/activate"
+[ -n "$MS_NO_VENV" ] || source "$_MS_VENV/bin/activate"
 
 export MS_ROOT="$_MS_ROOT"
 export DATADIR_hh4b="${DATADIR_hh4b:-$_MS_ROOT/datasets/hh4b}"

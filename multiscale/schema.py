@@ -1,6 +1,6 @@
 """The ntuple schema: the contract between the generator, the data configs and the tools.
 
-See ``shared/DESIGN.md``. One TTree ``Events`` per file, one entry per selected event,
+See ``docs/schema.md`` (the branch table, types, units, object slots). One TTree ``Events`` per file, one entry per selected event,
 GeV and radians. Change a name here and every config, tool and test must follow.
 """
 

@@ -15,6 +15,7 @@ import torch
 from weaver.utils.logger import _logger
 
 from multiscale.nn import MultiScaleTransformer, discover_streams
+from multiscale.nn.streams import ignored_inputs
 from multiscale.nn.presets import describe, resolve
 
 
@@ -67,6 +68,8 @@ def _log_configuration(model, streams, preset, fusion, options, variables):
                         f"so the model is plain self-attention on it (model_1); fusion needs ev_* and a particle stream")
     for message in model.unused_inputs(variables):
         _logger.warning(message)
+    for name in ignored_inputs(model.input_names):
+        _logger.info(f"input group '{name}' (ParticleNet's coordinates) is not used by this network: ignored")
 
 
 class FiniteCrossEntropyLoss(torch.nn.CrossEntropyLoss):

@@ -297,14 +297,48 @@ def test_cli_flags_working_points_below_ten_effective_events(tmp_path):
     assert "2.00 †" in table and "N_eff = 2.0" in table
 
 
-def test_cli_missing_branch_is_a_one_line_error(tmp_path):
-    path = write_prediction(tmp_path / "broken.root", [0.9, 0.1], [HH4B, QCD], drop=("xsec_fb", "fj2_sdmass"))
+def test_cli_without_schema_branches_skips_what_needs_them(tmp_path):
+    """A prediction file without the yields' or the cut-based branches still gives ROC and AUC; the
+    figures that need them are skipped, each with its reason."""
+    path = write_prediction(tmp_path / "plain.root", [0.9, 0.8, 0.3, 0.1], [HH4B, HH4B, QCD, QCD],
+                            drop=("xsec_fb", "fj2_sdmass"))
     result = run_cli(path, "--outdir", tmp_path / "out")
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert any("S/√B" in line and "xsec_fb" in line for line in skipped), result.stderr
+    assert any("cut-based" in line for line in skipped)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["models"]["plain"]["auc"]["mean"] == pytest.approx(1.0)  # unweighted: every signal above
+    assert metrics["cut_based"]["samples"] == [] and set(metrics["skipped"]) == {
+        "expected yields and S/√B", "cut-based reference"}
+
+
+def test_cli_reads_another_label_as_signal(tmp_path):
+    """ParT-style labels: the truth is label_sig, the score score_label_sig; without --signal the error
+    names the labels the file has."""
+    path = tmp_path / "foreign.root"
+    truth = np.array([1, 1, 0, 0, 0], dtype=bool)
+    score = np.array([0.7, 0.2, 0.4, 0.1, 0.05], dtype=np.float32)
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {"label_sig": bool, "label_bkg": bool, "score_label_sig": np.float32,
+                            "score_label_bkg": np.float32})
+        f["Events"].extend({"label_sig": truth, "label_bkg": ~truth, "score_label_sig": score,
+                            "score_label_bkg": 1 - score})
+    result = run_cli(path, "--outdir", tmp_path / "out")
+    assert result.returncode != 0 and result.stderr.count("\n") == 1
+    assert "label_bkg, label_sig" in result.stderr and "--signal" in result.stderr
+    result = run_cli(path, "--outdir", tmp_path / "out", "--signal", "label_sig")
+    assert result.returncode == 0, result.stderr
+    auc = json.loads((tmp_path / "out" / "metrics.json").read_text())["models"]["foreign"]["auc"]["mean"]
+    assert auc == pytest.approx(5 / 6)  # 5 of the 6 signal-background pairs ordered
+
+
+def test_cli_missing_score_is_a_one_line_error(tmp_path):
+    path = write_prediction(tmp_path / "broken.root", [0.9, 0.1], [HH4B, QCD], drop=("score_is_signal",))
+    result = run_cli(path, "--outdir", tmp_path / "out")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert str(path) in lines[0] and "xsec_fb" in lines[0] and "fj2_sdmass" in lines[0]
+    assert len(lines) == 1 and str(path) in lines[0] and "score_is_signal" in lines[0]
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 

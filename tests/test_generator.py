@@ -334,14 +334,19 @@ def test_cli_error_has_no_traceback(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+class _FailingPythia:
+    """Every event fails, as a Pythia that cannot make this process would."""
+
+    particleData = None
+
+    def nextBatch(self, n, errorMode):  # noqa: N802 (Pythia's name)
+        return ak.Array([None] * n)
+
+
 def test_persistent_pythia_failures_raise(monkeypatch, tmp_path):
-    class FailingPythia:
-        particleData = None
+    from multiscale.generation import sources
 
-        def nextBatch(self, n, errorMode):  # noqa: N802 (Pythia's name)
-            return ak.Array([None] * n)
-
-    monkeypatch.setattr(run, "make_pythia", lambda *args: FailingPythia())
+    monkeypatch.setattr(sources, "make_pythia", lambda *args: _FailingPythia())
     config = run.RunConfig(process="qcd", events=5, outdir=str(tmp_path))
     with pytest.raises(run.GenerationError, match="failed .* times in a row"):
         run.generate_chunk(config, 0)
@@ -349,8 +354,13 @@ def test_persistent_pythia_failures_raise(monkeypatch, tmp_path):
 
 
 def test_failure_runs_are_counted_across_batches():
-    assert run._failure_run([True, False, False], 0) == (2, 2)
-    assert run._failure_run([False, True, False], 5) == (6, 1)
+    from multiscale.generation.sources import MAX_CONSECUTIVE_FAILURES, PythiaSource
+
+    source = PythiaSource(_FailingPythia(), "test")
+    for _ in range(MAX_CONSECUTIVE_FAILURES // 20 - 1):  # runs of failures carry over from batch to batch
+        source.next(20)
+    with pytest.raises(run.GenerationError, match=f"failed {MAX_CONSECUTIVE_FAILURES} times in a row"):
+        source.next(20)
 
 
 def test_chunk_seeds_are_distinct_and_reproducible():

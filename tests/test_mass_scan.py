@@ -57,3 +57,30 @@ def test_paired_difference_and_log_ratio():
     assert paired_difference([1.0, None, 3.0], [1.0, 2.0, None])["n_pairs"] == 1
     ratio = log_ratio([2.0, 4.0, 8.0], [1.0, 2.0, 4.0])
     assert ratio["ratio"] == pytest.approx(2.0) and ratio["p_value"] == 0.0
+
+
+def test_chunks_are_dealt_to_folds_round_robin(tmp_path):
+    """tools/study_mass_scan.sh writes STUDY_CHUNKS_PER_FOLD files per fold: chunk c is in fold c % folds,
+    and the evaluation must read the same files as the trainings did."""
+    from multiscale.study.mass_scan import event_files, fold_of
+
+    for sub, stem in (("generated", "hh4b_mH1000_2000"), ("truth_test", "qcd_11"), ("truth_test", "ttbar_12")):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        for chunk in range(6):
+            (tmp_path / sub / f"{stem}_{chunk}.root").touch()
+    assert [fold_of(f"x_{c}.root", 3) for c in range(6)] == [0, 1, 2, 0, 1, 2]
+    files = event_files(tmp_path, 1000.0, [1], n_folds=3)
+    assert sorted(f.name for f in files) == sorted(
+        f"{stem}_{c}.root" for stem in ("hh4b_mH1000_2000", "qcd_11", "ttbar_12") for c in (1, 4))
+    assert event_files(tmp_path, 800.0, [1], n_folds=3) == [f for f in files if "hh4b" not in f.name]
+
+
+def test_predictions_concatenate_keeps_the_common_branches():
+    from multiscale.evaluation.io import Prediction
+
+    first = Prediction("a", {"w": np.array([1.0, 2.0]), "x": np.array([0, 1]), "only_a": np.array([5, 6])})
+    second = Prediction("b", {"w": np.array([3.0]), "x": np.array([2])})
+    both = Prediction.concatenate([first, second])
+    assert set(both.arrays) == {"w", "x"}
+    np.testing.assert_array_equal(both.arrays["w"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(both.arrays["x"], [0, 1, 2])

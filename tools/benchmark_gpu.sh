@@ -6,7 +6,7 @@
 # writes $OUT/benchmark_gpu.json (the figures, docs/benchmark_gpu.json), $OUT/benchmark_gpu.log
 # and the profiler tables $OUT/profile_{eager,compiled}.txt ($OUT defaults to /tmp/benchmark_gpu).
 # What the machine needs besides python3 with a CUDA torch, onnxruntime, numba, pandas, scikit-learn:
-#   - the Python packages that the GPU image lacks, as wheels in .whl/ (installed into /tmp/site), e.g.
+#   - the Python packages that the GPU image lacks, as wheels in .whl/ (tools/gpu_env.sh installs them), e.g.
 #     pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
 #       --platform manylinux2014_x86_64 -d .whl weaver-core==0.5.3 uproot==5.7.7 awkward==2.14.0 \
@@ -18,13 +18,8 @@ set -o pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-/tmp/benchmark_gpu}
 mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba_cache}
+# shellcheck disable=SC1091
+source tools/gpu_env.sh || exit 1
 data=${GPU_BENCH_DATA:-datasets/gpu_bench}
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv || true
 python3 tools/benchmark.py --gpu --weaver-data "sig:$data/hh4b_*.root" "bkg:$data/qcd_*.root" --weaver-steps 20 \

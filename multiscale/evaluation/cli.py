@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .cutbased import CutBasedSelection
-from .io import PredictionError, read_predictions
+from .io import EVERYTHING_ELSE, SCORE_ONLY, PredictionError, read_predictions
 from .metrics import MIN_BACKGROUND_EVENTS
 from .plotting import plot_roc, plot_scores
 from .report import write_json, write_markdown
@@ -31,6 +31,8 @@ def parse_args(argv=None):
     add("--outdir", required=True, help="directory for the plots and tables (created)")
     add("--names", nargs="+", metavar="NAME",
         help="model name of each file, in order; repeated names = repeated trainings (default: file stem)")
+    add("--signal", default="is_signal", metavar="LABEL",
+        help="label of the signal class: the truth branch LABEL and the score score_LABEL (default is_signal)")
     add("--lumi", type=float, default=3000.0, help="integrated luminosity in fb^-1 (default 3000)")
     add("--mH", type=float, default=1000.0,
         help="heavy-scalar mass in GeV, centre of the cut-based m_jj window (default 1000)")
@@ -96,7 +98,9 @@ def main(argv=None):
     check_outdir(Path(args.outdir))
     names = args.names or [Path(p).stem for p in args.predictions]
     try:
-        predictions = read_predictions(args.predictions)
+        # any weaver prediction file: labels and scores needed, the schema's other branches read when present
+        predictions = read_predictions(args.predictions, branches=SCORE_ONLY, optional=EVERYTHING_ELSE,
+                                       signal=args.signal)
         models = group_by_name(predictions, names)
         check_mass_point(models, args.mH)
         selection = CutBasedSelection(mH=args.mH, sdmass_window=tuple(args.cut_sdmass),
@@ -119,6 +123,8 @@ def main(argv=None):
     table = write_markdown(summary, outdir / "metrics.md")
 
     print(table)
+    for figure, why in summary["skipped"].items():
+        print(f"evaluate.py: skipped {figure}: {why}", file=sys.stderr)
     for path in [*roc_paths, outdir / "scores.png", outdir / "metrics.json", outdir / "metrics.md"]:
         print(f"wrote {path}")
 

@@ -26,6 +26,9 @@ CUTBASED_BRANCHES = tuple(
 REQUIRED_BRANCHES = (TRUTH_BRANCH, SCORE_BRANCH, "event_id", *NORMALISATION_BRANCHES, *CUTBASED_BRANCHES)
 # read when present: the signal mass point, to cross-check the --mH of the cut-based mjj window
 OPTIONAL_BRANCHES = ("mH",)
+# what any weaver prediction file has (tools/evaluate.py reads the rest when present)
+SCORE_ONLY = (TRUTH_BRANCH, SCORE_BRANCH)
+EVERYTHING_ELSE = ("event_id", *NORMALISATION_BRANCHES, *CUTBASED_BRANCHES, *OPTIONAL_BRANCHES)
 
 
 class PredictionError(Exception):
@@ -58,10 +61,25 @@ class Prediction:
     def n_background(self):
         return len(self) - self.n_signal
 
+    def has(self, *names):
+        return all(name in self.arrays for name in names)
 
-def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES):
-    """Read ``branches`` (all required) and ``optional`` (when present) of the ``Events`` tree."""
+    @classmethod
+    def concatenate(cls, parts):
+        """One Prediction holding the events of ``parts`` (the branches they all have)."""
+        names = set.intersection(*(set(part.arrays) for part in parts))
+        arrays = {name: np.concatenate([part.arrays[name] for part in parts]) for name in sorted(names)}
+        return cls(path=" + ".join(str(part.path) for part in parts), arrays=arrays)
+
+
+def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES, signal=TRUTH_BRANCH):
+    """Read ``branches`` (all required) and ``optional`` (when present) of the ``Events`` tree.
+    ``signal``: the label of the signal class (weaver writes its truth as ``<label>`` and its score as
+    ``score_<label>``); it is read as ``is_signal`` / ``score_is_signal``."""
     path = str(path)
+    rename = {signal: TRUTH_BRANCH, f"score_{signal}": SCORE_BRANCH}
+    if signal != TRUTH_BRANCH:
+        branches = [{TRUTH_BRANCH: signal, SCORE_BRANCH: f"score_{signal}"}.get(name, name) for name in branches]
     if not Path(path).is_file():
         raise PredictionError(f"{path}: no such file")
     try:
@@ -73,7 +91,10 @@ def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES
             available = set(tree.keys())
             missing = [name for name in branches if name not in available]
             if missing:
-                raise PredictionError(f"{path}: missing branch(es) {', '.join(missing)} in tree '{TREE_NAME}'")
+                labels = sorted(key[len("score_"):] for key in available if key.startswith("score_"))
+                hint = f" (its labels: {', '.join(labels)}; choose the signal with --signal)" if (
+                    signal in missing and labels) else ""
+                raise PredictionError(f"{path}: missing branch(es) {', '.join(missing)} in tree '{TREE_NAME}'{hint}")
             wanted = list(branches) + [name for name in optional if name in available]
             arrays = tree.arrays(wanted, library="np")
     except PredictionError:
@@ -83,7 +104,7 @@ def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES
         if len(reason) > 160:
             reason = reason[:157] + "..."
         raise PredictionError(f"{path}: cannot read as a ROOT file ({type(err).__name__}: {reason})") from err
-    prediction = Prediction(path, {name: np.asarray(values) for name, values in arrays.items()})
+    prediction = Prediction(path, {rename.get(name, name): np.asarray(values) for name, values in arrays.items()})
     _check_content(prediction)
     return prediction
 
@@ -105,8 +126,9 @@ def _check_content(prediction):
             raise PredictionError(f"{prediction.path}: '{name}' holds NaN or infinite values")
 
 
-def read_predictions(paths, progress=None):
-    """Read several files; a tqdm bar appears when there are many (``progress=None``: more than 8)."""
+def read_predictions(paths, progress=None, **options):
+    """Read several files (``options``: those of read_prediction); a tqdm bar appears when there are
+    many (``progress=None``: more than 8)."""
     paths = list(paths)
     if progress is None:
         progress = len(paths) > 8
@@ -114,4 +136,4 @@ def read_predictions(paths, progress=None):
         from tqdm import tqdm
 
         paths = tqdm(paths, desc="reading predictions", unit="file")
-    return [read_prediction(path) for path in paths]
+    return [read_prediction(path, **options) for path in paths]

@@ -121,9 +121,12 @@ def _scan(signal, background, sumw2, cl, guess):
         model = histfactory_model(signal, background, sumw2, mu_max=mu_max, mu_init=guess)
         asimov = background.tolist() + model.config.auxdata  # background only, nuisances nominal
         try:
-            _, expected = pyhf.infer.intervals.upper_limits.toms748_scan(
-                asimov, model, 0.2 * guess, 5.0 * guess, level=1.0 - cl, test_stat="qtilde"
-            )
+            # probes where the Asimov q_mu is 0 give 0/0 in pyhf's CLs (numpy warnings, no harm: the
+            # scan moves on, and expected_limit checks the band it returns)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                _, expected = pyhf.infer.intervals.upper_limits.toms748_scan(
+                    asimov, model, 0.2 * guess, 5.0 * guess, level=1.0 - cl, test_stat="qtilde"
+                )
             return [float(value) for value in expected]
         except ValueError as err:  # the scan stepped beyond the POI bounds: widen them
             if "outside of its bounds" not in str(err) or mu_max > _MU_MAX_GROWTH * guess:

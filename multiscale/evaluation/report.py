@@ -126,7 +126,9 @@ def markdown(summary):
     for name, model in summary["models"].items():
         for training in model["per_training"]:
             best = training["significance"]
-            if "note" in best:
+            if best["significance"] is None and "note" not in best:
+                pass  # skipped (no normalisation branches): said below
+            elif "note" in best:
                 notes.append(f"- {name} ({training['file']}): {best['note']}")
             else:
                 notes.append(
@@ -139,6 +141,8 @@ def markdown(summary):
                    for key, point in training["working_points"].items() if point["low_statistics"]]
             if low:
                 notes.append(f"- {name} ({training['file']}){LOW_STATISTICS_MARK} " + "; ".join(low))
+    for figure, why in summary.get("skipped", {}).items():
+        notes.append(f"- Skipped: {figure} ({why}).")
     return "\n".join(lines + notes) + "\n"
 
 

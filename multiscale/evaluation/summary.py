@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import cutbased
+from .io import CUTBASED_BRANCHES, NORMALISATION_BRANCHES
 from .metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, roc, working_point
 from .yields import mc_statistics, process_table, yield_weights
 
@@ -37,9 +38,29 @@ def sample_key(prediction):
     """Fingerprint of the test sample: the same events with the same labels give the same key."""
     digest = hashlib.sha1()
     for name in ("event_id", "process"):
-        digest.update(np.ascontiguousarray(prediction.arrays[name]).tobytes())
+        if name in prediction.arrays:  # a file of another schema: its labels in entry order
+            digest.update(np.ascontiguousarray(prediction.arrays[name]).tobytes())
     digest.update(np.packbits(prediction.is_signal).tobytes())
     return digest.hexdigest()
+
+
+def skipped_figures(prediction):
+    """{figure: why} for what a prediction file cannot give (a file of another schema)."""
+    skipped = {}
+    if not prediction.has(*NORMALISATION_BRANCHES):
+        missing = ", ".join(b for b in NORMALISATION_BRANCHES if b not in prediction.arrays)
+        skipped["expected yields and S/√B"] = (
+            f"no {missing} branch: ROC, AUC and rejections count MC events (unweighted)")
+    if not prediction.has(*CUTBASED_BRANCHES, *NORMALISATION_BRANCHES):
+        skipped["cut-based reference"] = "needs the fat-jet branches (fj1_sdmass, fj1_nbtag, ...) and the yields"
+    return skipped
+
+
+def event_weights(prediction, luminosity_fb):
+    """Expected yields per event, or 1 per MC event when the file has no normalisation branches."""
+    if prediction.has(*NORMALISATION_BRANCHES):
+        return yield_weights(prediction, luminosity_fb)
+    return np.ones(len(prediction))
 
 
 @dataclass
@@ -54,10 +75,12 @@ class Evaluation:
 
 def evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_background_events):
     """The numbers of one training; ROC, AUC and efficiencies weighted by the expected yields."""
-    weights = yield_weights(prediction, luminosity_fb)
+    weights = event_weights(prediction, luminosity_fb)
+    normalised = prediction.has(*NORMALISATION_BRANCHES)
     is_signal, score = prediction.is_signal, prediction.score
     curve = roc(is_signal, score, weights)
     points = {efficiency_key(e): working_point(curve, e, min_background_events) for e in signal_efficiencies}
+    no_significance = {"significance": None, "threshold": None}
     entry = {
         "file": prediction.path,
         "n_signal": prediction.n_signal,
@@ -66,8 +89,9 @@ def evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_backgr
         "auc": auc(is_signal, score, weights),
         "rejection": {key: point["rejection"] for key, point in points.items()},
         "working_points": points,
-        "significance": best_significance(is_signal, score, weights, min_background_events),
-        "processes": {entry["name"]: entry for entry in process_table(prediction).values()},
+        "significance": best_significance(is_signal, score, weights, min_background_events) if normalised
+        else no_significance,
+        "processes": {entry["name"]: entry for entry in process_table(prediction).values()} if normalised else {},
     }
     return entry, curve
 
@@ -86,11 +110,18 @@ def evaluate_models(
     """``models``: {name: [Prediction, ...]} (dict order is the report order)."""
     samples = {}  # sample key -> cut-based result of that sample
     evaluation = Evaluation(summary={})
-    model_summaries = {}
+    model_summaries, skipped = {}, {}
     for name, predictions in models.items():
         trainings, curves = [], []
         for prediction in predictions:
             entry, curve = evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_background_events)
+            for figure, why in skipped_figures(prediction).items():
+                skipped.setdefault(figure, f"{prediction.path}: {why}")
+            if "cut-based reference" in skipped_figures(prediction):
+                entry["rejection_at_cut_based_efficiency"] = None
+                trainings.append(entry)
+                curves.append(curve)
+                continue
             key = sample_key(prediction)
             if key not in samples:
                 samples[key] = {
@@ -131,7 +162,7 @@ def evaluate_models(
         }
         evaluation.curves[name] = curves
         first = predictions[0]
-        evaluation.scores[name] = (first.is_signal, first.score, yield_weights(first, luminosity_fb))
+        evaluation.scores[name] = (first.is_signal, first.score, event_weights(first, luminosity_fb))
 
     sample_list = list(samples.values())
     for sample in sample_list:
@@ -160,5 +191,6 @@ def evaluate_models(
         ),
         "models": model_summaries,
         "cut_based": {"selection": selection.as_dict(), "samples": sample_list},
+        "skipped": skipped,  # figure -> why (prediction files of another schema)
     }
     return evaluation

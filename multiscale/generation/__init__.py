@@ -1,7 +1,7 @@
 """Offline event generation: Pythia 8 + FastJet -> ntuples following ``multiscale.schema``.
 
-Modules, one job each: ``pythia_setup`` (process cards), ``event_record`` (Pythia batch -> flat
-arrays), ``clustering`` (FastJet, soft drop, N-subjettiness, subjets), ``btagging`` (hadron-cone
+Modules, one job each: ``pythia_setup`` (process cards), ``sources`` (built-in process, Les Houches
+or HepMC3 file -> batches of particles), ``event_record`` (Pythia batch -> flat arrays), ``clustering`` (FastJet, soft drop, N-subjettiness, subjets), ``btagging`` (hadron-cone
 labels, random tags), ``objects`` (the 9 event-object tokens), ``reconstruction`` (one batch ->
 ntuple columns), ``writer`` (ROOT + JSON output), ``run`` (event loop, parallel chunks, CLI).
 """

@@ -12,12 +12,9 @@ SQRT_S_GEV = 14000.0
 H_WIDTH_FRACTION = 0.01  # narrow H: Pythia's own width at 1 TeV (~765 GeV) would smear the peak away
 MAX_SEED = 900_000_000  # Pythia's Random:seed upper bound
 
-COMMON_SETTINGS = (
-    f"Beams:eCM = {SQRT_S_GEV}",
-    "Print:quiet = on",
-    "Next:numberCount = 0",
-    "Random:setSeed = on",
-)
+OUTPUT_SETTINGS = ("Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on")
+COMMON_SETTINGS = (f"Beams:eCM = {SQRT_S_GEV}", *OUTPUT_SETTINGS)
+LHE_SETTINGS = ("Beams:frameType = 4", "SLHA:verbose = 0", *OUTPUT_SETTINGS)  # 4: beams and process from a Les Houches file
 
 
 class GenerationError(RuntimeError):
@@ -60,15 +57,32 @@ def process_settings(process, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0):
 
 def make_pythia(process, seed, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0):
     """A Pythia instance initialised for ``process`` with random seed ``seed``."""
+    settings = (*COMMON_SETTINGS, *process_settings(process, m_h, pthat_min, pthat_bias))
+    return _initialised(settings, seed, f"process {process!r}")
+
+
+def make_lhe_pythia(path, seed):
+    """A Pythia instance that showers and hadronises the events of the Les Houches file ``path``
+    (plain or gzipped); the beams and their energies come from the file's <init> block."""
+    settings = (*LHE_SETTINGS, f"Beams:LHEF = {path}")
+    return _initialised(settings, seed, f"the Les Houches file {path}")
+
+
+def _initialised(settings, seed, what):
     if not 1 <= seed <= MAX_SEED:  # 0 would mean "seed from the clock"
         raise ValueError(f"Pythia seed {seed} outside [1, {MAX_SEED}]")
     pythia = pythia8mc.Pythia("", False)  # False: no banner
-    for line in (*COMMON_SETTINGS, f"Random:seed = {seed}", *process_settings(process, m_h, pthat_min, pthat_bias)):
+    for line in (*settings, f"Random:seed = {seed}"):
         if not pythia.readString(line):
             raise GenerationError(f"Pythia rejected the setting {line!r}")
     if not pythia.init():
-        raise GenerationError(f"Pythia init() failed for process {process!r} (seed {seed}); check the settings")
+        raise GenerationError(f"Pythia init() failed for {what} (seed {seed}); check the settings")
     return pythia
+
+
+def particle_data():
+    """Pythia's particle data table (charges), without initialising a process."""
+    return pythia8mc.Pythia("", False).particleData
 
 
 def cross_section_fb(pythia):

@@ -27,13 +27,13 @@ from ..schema import PROCESS_CODES, SIGNAL_PROCESSES
 from . import manifest
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
-from .event_record import ChargeTable, from_pythia_batch
-from .pythia_setup import MAX_SEED, SQRT_S_GEV, GenerationError, cross_section_fb, make_pythia
+from .event_record import ChargeTable
+from .pythia_setup import MAX_SEED, SQRT_S_GEV, GenerationError
 from .reconstruction import Selection, reconstruct
+from .sources import input_summary, inspect_inputs, open_source
 from .writer import remove_partial, write_json, write_root
 
 HIGGS_MASS = 125.0
-MAX_CONSECUTIVE_FAILURES = 100
 MIN_BATCH, MAX_BATCH = 20, 200  # Pythia events per nextBatch call
 
 
@@ -56,6 +56,9 @@ class RunConfig:
     btag_eff: float = 0.77
     ctag_mistag: float = 0.15
     light_mistag: float = 0.01
+    input_format: str = "pythia"  # "pythia" (built-in process), "lhe" or "hepmc" (one chunk per input file)
+    inputs: tuple = ()
+    no_btag_labels: bool = False
 
     @property
     def is_signal(self):
@@ -63,9 +66,12 @@ class RunConfig:
 
     @property
     def n_chunks(self):
-        return math.ceil(self.events / self.events_per_file)
+        return len(self.inputs) if self.inputs else math.ceil(self.events / self.events_per_file)
 
     def chunk_events(self, chunk):
+        """Accepted events chunk ``chunk`` makes; None: every event of its input file is read."""
+        if self.inputs:
+            return None
         return min(self.events_per_file, self.events - chunk * self.events_per_file)
 
     def file_stem(self, chunk):
@@ -96,65 +102,62 @@ def chunk_seeds(seed, chunk, events_per_file=RunConfig.events_per_file):
 # one chunk
 
 
-def _failure_run(ok, previous):
-    """Longest run of consecutive failures in ``ok`` (continuing ``previous``) and the trailing run."""
-    longest = run = previous
-    for success in ok:
-        run = 0 if success else run + 1
-        longest = max(longest, run)
-    return longest, run
-
-
-def generate_chunk(config, chunk, progress=None):
-    """Generate, reconstruct and write chunk ``chunk`` of the run; returns its summary dict."""
+def generate_chunk(config, chunk, progress=None, inputs=None):
+    """Generate (or read), reconstruct and write chunk ``chunk`` of the run; returns its summary dict.
+    ``inputs``: the checked input files of an LHE or HepMC3 run (sources.inspect_inputs)."""
     start_time = time.perf_counter()
     target = config.chunk_events(chunk)
     pythia_seed, tagging_sequence = chunk_seeds(config.seed, chunk, config.events_per_file)
-    pythia = make_pythia(config.process, pythia_seed, config.mH, config.pthat_min, config.pthat_bias)
+    source = open_source(config, chunk, pythia_seed, inputs)
     rng = np.random.default_rng(tagging_sequence)
-    charges = ChargeTable(pythia.particleData)
+    charges = ChargeTable(source.particle_data())
     selection, efficiencies = config.selection(), config.efficiencies()
 
-    pieces, n_generated, n_accepted, n_failed, failure_run = [], 0, 0, 0, 0
-    weight_sum = 0.0  # Pythia event weights of the generated events (their number when unbiased)
+    pieces, n_generated, n_accepted, n_failed = [], 0, 0, 0
+    weight_sum = 0.0  # event weights of the generated events (their number when unweighted)
     batch_size = MIN_BATCH
-    while n_accepted < target:
-        raw = pythia.nextBatch(batch_size, errorMode="none")
-        ok = ~ak.to_numpy(ak.is_none(raw))
-        n_failed += int((~ok).sum())
-        longest, failure_run = _failure_run(ok, failure_run)
-        if longest >= MAX_CONSECUTIVE_FAILURES:
-            raise GenerationError(
-                f"Pythia failed {longest} times in a row ({config.process}, chunk {chunk}, seed {pythia_seed})"
-            )
-        if not ok.any():
-            continue
-        events = ak.drop_none(raw)  # failed events come back as None
-        event_weights = ak.to_numpy(events.info.weights[:, 0]).astype(np.float64)
-        batch = from_pythia_batch(events)
-        accepted, columns = reconstruct(batch, charges, selection, efficiencies, rng)
-        need = target - n_accepted
-        if len(accepted) > need:
-            # stop at the last event kept: later events of the batch count as not generated
-            columns = {name: values[:need] for name, values in columns.items()}
-            batch_generated = int(accepted[need - 1]) + 1
-            accepted = accepted[:need]
-        else:
-            batch_generated = batch.n_events
-        n_generated += batch_generated
-        weight_sum += event_weights[:batch_generated].sum()
-        n_accepted += len(accepted)
-        if columns is not None:
-            columns["pythia_weight"] = event_weights[accepted]
-            pieces.append(columns)
-        if progress is not None:
-            progress(batch_generated, len(accepted))
-        # size the next batch to what the remaining events need at the acceptance seen so far
-        acceptance = max(n_accepted / n_generated, 0.01)
-        batch_size = int(np.clip(1.2 * (target - n_accepted) / acceptance, MIN_BATCH, MAX_BATCH))
+    try:
+        while target is None or n_accepted < target:
+            batch = source.next(batch_size)
+            n_ok = 0 if batch.particles is None else batch.particles.n_events
+            n_failed += batch.n_read - n_ok
+            if n_ok:
+                accepted, columns = reconstruct(batch.particles, charges, selection, efficiencies, rng)
+                batch_generated = n_ok
+                if target is not None and len(accepted) > target - n_accepted:
+                    # stop at the last event kept: later events of the batch count as not generated
+                    need = target - n_accepted
+                    columns = {name: values[:need] for name, values in columns.items()}
+                    batch_generated = int(accepted[need - 1]) + 1
+                    accepted = accepted[:need]
+                n_generated += batch_generated
+                weight_sum += batch.weights[:batch_generated].sum()
+                n_accepted += len(accepted)
+                if columns is not None:
+                    columns["pythia_weight"] = batch.weights[accepted]
+                    pieces.append(columns)
+                if progress is not None:
+                    progress(batch_generated, len(accepted))
+            if batch.exhausted:
+                break
+            if target is not None:  # size the next batch to what the remaining events need at the acceptance so far
+                acceptance = max(n_accepted / max(n_generated, 1), 0.01)
+                batch_size = int(np.clip(1.2 * (target - n_accepted) / acceptance, MIN_BATCH, MAX_BATCH))
+            else:
+                batch_size = MAX_BATCH
+    finally:
+        source.close()
 
-    sigma_gen_fb = cross_section_fb(pythia)
+    item = inputs[chunk] if inputs else None
+    if n_accepted == 0:
+        what = item.path if item else f"{config.process} (chunk {chunk})"
+        raise GenerationError(
+            f"{what}: none of its {n_generated} events passed the preselection (two fat jets above "
+            f"{config.fj1_ptmin:g} and {config.fj2_ptmin:g} GeV, |eta| < {config.fj_etamax:g}); nothing written")
+    sigma_gen_fb = source.cross_section_fb()
     xsec_fb = config.xsec_fb if config.xsec_fb is not None else sigma_gen_fb
+    if xsec_fb is None:
+        raise GenerationError(f"{item.path}: holds no cross section; pass --xsec-fb")
     columns = _concatenate(pieces)
     pythia_weight = columns.pop("pythia_weight")
     columns.update(_event_scalars(config, chunk, pythia_weight, weight_sum, xsec_fb))
@@ -170,11 +173,11 @@ def generate_chunk(config, chunk, progress=None):
         "pythia_seed": pythia_seed,
         "tagging_seed_entropy": seed_entropy(config.seed, chunk, config.events_per_file),
         "settings": asdict(config),
-        "versions": _versions(pythia),
+        "versions": _versions(),
         "xsec_fb": xsec_fb,
-        "xsec_source": "--xsec-fb" if config.xsec_fb is not None else "pythia sigmaGen",
+        "xsec_source": "--xsec-fb" if config.xsec_fb is not None else source.cross_section_source(),
         "sigma_gen_fb": sigma_gen_fb,
-        "sigma_gen_error_fb": pythia.infoPython().sigmaErr() * 1e12,
+        **source.summary(),
         "n_generated": n_generated,
         "n_accepted": n_accepted,
         "n_pythia_failures": n_failed,
@@ -182,9 +185,12 @@ def generate_chunk(config, chunk, progress=None):
         "pthat_bias": config.pthat_bias,
         "pythia_weight_sum": weight_sum,
         "n_effective": float(pythia_weight.sum() ** 2 / (pythia_weight**2).sum()),
-        "weight_fb": xsec_fb / n_generated if config.pthat_bias == 0 else None,  # per event when biased
+        # per event when every event weighs the same
+        "weight_fb": xsec_fb / n_generated if np.ptp(pythia_weight) == 0 and config.pthat_bias == 0 else None,
         "wall_time_s": round(time.perf_counter() - start_time, 3),
     }
+    if item is not None:
+        summary["source"] = input_summary(item)
     write_json(outdir / f"{stem}.json", summary)
     return summary
 
@@ -222,11 +228,9 @@ def _event_scalars(config, chunk, pythia_weight, weight_sum, xsec_fb):
     }
 
 
-def _versions(pythia):
+def _versions():
     packages = ("pythia8mc", "fastjet", "uproot", "awkward", "numpy")
-    versions = {name: importlib.metadata.version(name) for name in packages}
-    versions["pythia"] = f"{pythia.parm('Pythia:versionNumber'):.3f}"
-    return versions
+    return {name: importlib.metadata.version(name) for name in packages}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,8 +266,8 @@ def _die_with_parent(parent_pid):
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker(config, chunk):
-    return generate_chunk(config, chunk, progress=lambda g, a: _progress_queue.put((g, a)))
+def _worker(config, chunk, inputs):
+    return generate_chunk(config, chunk, progress=lambda g, a: _progress_queue.put((g, a)), inputs=inputs)
 
 
 class _Progress:
@@ -279,7 +283,7 @@ class _Progress:
 
         self.config = config
         self.generated = self.accepted = 0  # counted here: a disabled tqdm bar counts nothing
-        self.bar = tqdm(total=config.events, unit="evt", desc=config.process, disable=None)
+        self.bar = tqdm(total=config.events or None, unit="evt", desc=config.process, disable=None)
         self.last_line = time.monotonic()
         self.warned = False
 
@@ -291,14 +295,14 @@ class _Progress:
         self.bar.set_postfix(generated=self.generated, acceptance=f"{acceptance:.3f}")
         if self.bar.disable and time.monotonic() - self.last_line > self.LINE_SECONDS:
             self.last_line = time.monotonic()
-            print(f"{self.config.process}: {self.accepted}/{self.config.events} accepted, {self.generated} generated "
+            print(f"{self.config.process}: {self.accepted}/{self.config.events or 'all'} accepted, {self.generated} generated "
                   f"(acceptance {acceptance:.3f})", file=sys.stderr, flush=True)
         if not self.warned and self.generated >= self.LOW_ACCEPTANCE_AFTER and acceptance < self.LOW_ACCEPTANCE:
             self.warned = True
+            remedy = "the input files hold few such events" if self.config.inputs else "raise --pthat-min towards them"
             print(f"generate_events.py: warning: acceptance {acceptance:.4f} after {self.generated} generated "
                   f"{self.config.process} events: the preselection (fat jets above {self.config.fj1_ptmin:g} and "
-                  f"{self.config.fj2_ptmin:g} GeV) keeps almost nothing; raise --pthat-min towards them",
-                  file=sys.stderr, flush=True)
+                  f"{self.config.fj2_ptmin:g} GeV) keeps almost nothing; {remedy}", file=sys.stderr, flush=True)
 
     def close(self):
         self.bar.close()
@@ -317,15 +321,19 @@ def generate(config):
     if manifest.is_complete(config, kept):
         return [kept[chunk] for chunk in range(config.n_chunks)]
     missing = [chunk for chunk in range(config.n_chunks) if chunk not in kept]
+    # input files are checked (readable, complete, same beams) before any event is made
+    inputs = None
+    if config.inputs:
+        inputs = inspect_inputs(config.input_format, config.inputs, not config.no_btag_labels, config.xsec_fb is not None)
     silence_banner()
     progress = _Progress(config)
     if kept:
         progress(sum(s["n_generated"] for s in kept.values()), sum(s["n_accepted"] for s in kept.values()))
     try:
         if config.jobs == 1 or len(missing) <= 1:
-            new = [generate_chunk(config, chunk, progress) for chunk in missing]
+            new = [generate_chunk(config, chunk, progress, inputs) for chunk in missing]
         else:
-            new = _generate_parallel(config, progress, missing)
+            new = _generate_parallel(config, progress, missing, inputs)
     except BaseException:
         # workers killed mid-write (Ctrl-C, SIGTERM, a failing sibling) leave their temporary files
         remove_partial(config.outdir, [config.file_stem(chunk) for chunk in missing])
@@ -337,13 +345,13 @@ def generate(config):
     return summaries
 
 
-def _generate_parallel(config, progress, chunks):
+def _generate_parallel(config, progress, chunks, inputs):
     context = multiprocessing.get_context("fork")
     progress_queue = context.Queue()
     initargs = (progress_queue, os.getpid())
     # leaving the block (done, an exception, Ctrl-C, SIGTERM) terminates the workers
     with context.Pool(min(config.jobs, len(chunks)), _init_worker, initargs) as pool:
-        results = [pool.apply_async(_worker, (config, chunk)) for chunk in chunks]
+        results = [pool.apply_async(_worker, (config, chunk, inputs)) for chunk in chunks]
         while not all(result.ready() for result in results):
             _drain(progress_queue, progress, timeout=0.2)
             for result in results:  # fail fast: a worker's exception ends the run
@@ -380,8 +388,17 @@ def build_parser():
         "following multiscale/schema.py.",
     )
     add = parser.add_argument
-    add("--process", required=True, choices=sorted(PROCESS_CODES), help="physics process")
-    add("--events", required=True, type=int, metavar="N", help="number of accepted (written) events")
+    add("--process", required=True, choices=sorted(PROCESS_CODES),
+        help="physics process; with --lhe/--hepmc the label (and is_* branches) the events get")
+    add("--events", type=int, metavar="N", help="number of accepted (written) events (not with --lhe/--hepmc: "
+        "every event of the files is read)")
+    inputs = parser.add_mutually_exclusive_group()
+    inputs.add_argument("--lhe", nargs="+", metavar="FILE", help="Les Houches files (plain or gzipped) to shower and "
+                        "hadronise with Pythia, one output file each; beams and cross section from the files")
+    inputs.add_argument("--hepmc", nargs="+", metavar="FILE", help="showered HepMC3 files (ASCII, optionally "
+                        "compressed), one output file each; weights and cross section from the files")
+    add("--no-btag-labels", action="store_true",
+        help="--hepmc files without decayed hadrons in their record: label every jet light")
     add("--outdir", required=True, help="output directory (created if missing)")
     add("--seed", type=int, default=1, help="random seed of the run (default: 1)")
     add("--jobs", type=int, default=1, help="parallel processes, one chunk each (default: 1)")
@@ -406,7 +423,19 @@ def parse_config(argv=None):
     """Parse and validate the command line into a ``RunConfig`` (exits with a one-line error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.events <= 0:
+    files = args.lhe or args.hepmc
+    args.input_format = "lhe" if args.lhe else "hepmc" if args.hepmc else "pythia"
+    args.inputs = tuple(str(Path(path).resolve()) for path in files or ())
+    del args.lhe, args.hepmc
+    if files:
+        if args.events is not None:
+            parser.error("--events does not apply to --lhe/--hepmc: every event of the files is read")
+        if args.pthat_bias:
+            parser.error("--pthat-bias applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
+        args.events = 0
+    elif args.events is None:
+        parser.error("--events is required (or --lhe / --hepmc files to read)")
+    elif args.events <= 0:
         parser.error(f"--events must be positive, got {args.events}")
     if args.events_per_file <= 0:
         parser.error(f"--events-per-file must be positive, got {args.events_per_file}")
@@ -440,12 +469,13 @@ def _check_physics(parser, args):
         value = getattr(args, name)
         if value is not None and not math.isfinite(value):
             parser.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
-    if args.process == "hh4b":
+    builtin = args.input_format == "pythia"  # input files bring their own process and energy
+    if builtin and args.process == "hh4b":
         if args.mH <= 2 * HIGGS_MASS:
             parser.error(f"--mH {args.mH:g} GeV is not above the hh threshold 2 x {HIGGS_MASS:g} GeV")
         if args.mH >= SQRT_S_GEV:
             parser.error(f"--mH {args.mH:g} GeV is beyond the collision energy sqrt(s) = {SQRT_S_GEV:g} GeV")
-    if args.process in ("qcd", "ttbar") and not 0 < args.pthat_min < SQRT_S_GEV / 2:
+    if builtin and args.process in ("qcd", "ttbar") and not 0 < args.pthat_min < SQRT_S_GEV / 2:
         parser.error(f"--pthat-min must lie in (0, sqrt(s)/2 = {SQRT_S_GEV / 2:g}) GeV, got {args.pthat_min:g}")
     for name in ("fj1_ptmin", "fj2_ptmin"):
         if not 0 <= getattr(args, name) < SQRT_S_GEV / 2:

@@ -143,6 +143,9 @@ def gradcam_main(argv=None):
     parser.add_argument("--bins", type=int, default=32, help="bins per axis (default %(default)s)")
     parser.add_argument("--log", action="store_true", help="logarithmic colour scale (shows the soft radiation)")
     parser.add_argument("--extent", type=float, default=0.8, help="histogram range +-EXTENT in eta' and phi' (default %(default)s)")
+    parser.add_argument("--coordinates", nargs=2, metavar=("ETA", "PHI"),
+                        help="the constituents' (eta, phi) variables in <stream>_features (default: <stream>_eta "
+                             "<stream>_phi, else ParT's part_deta part_dphi)")
     args = parser.parse_args(argv)
     data_config, samples, model, outdir, label = _setup(args)
     target = signal_class_index(data_config, args.signal_label)
@@ -150,9 +153,12 @@ def gradcam_main(argv=None):
     hists, summaries = {}, {}
     for cls, sample in samples.items():
         if len(sample):
-            hists[cls], summaries[cls] = gradcam_histograms(
-                model, data_config, sample.batches(args.batch_size), target, args.layer, args.method,
-                args.bins, args.extent, args.normalise)
+            try:
+                hists[cls], summaries[cls] = gradcam_histograms(
+                    model, data_config, sample.batches(args.batch_size), target, args.layer, args.method,
+                    args.bins, args.extent, args.normalise, args.coordinates)
+            except ValueError as err:
+                sys.exit(f"error: {err}")
     streams = particle_streams(model)
     layer = args.layer % len(model.encoders[streams[0]].blocks)
     note = f" of stream{'s' if len(streams) > 1 else ''} {', '.join(streams)}"

@@ -104,17 +104,27 @@ class CamHistogram:
         return self.sums / max(self.events, 1)
 
 
-def _coordinate_indices(data_config, stream):
+# the (eta, phi) of a constituent relative to its jet, as this project's configs and ParT's name them
+COORDINATE_NAMES = (("{stream}_eta", "{stream}_phi"), ("part_deta", "part_dphi"), ("part_etarel", "part_phirel"))
+
+
+def _coordinate_indices(data_config, stream, coordinates=None):
+    """Feature indices of the constituents' (eta, phi) in ``<stream>_features``: the variables
+    ``coordinates`` (a pair of names), else the first pair of COORDINATE_NAMES the group has."""
     group = f"{stream}_features"
-    eta, phi = (feature_index(data_config, group, f"{stream}_{c}") for c in ("eta", "phi"))
-    if eta is None or phi is None:
-        raise ValueError(f"input group {group} has no {stream}_eta / {stream}_phi variable "
-                         f"(it has {list(data_config.input_dicts.get(group, []))})")
-    return eta, phi
+    candidates = [coordinates] if coordinates else [(e.format(stream=stream), p.format(stream=stream))
+                                                    for e, p in COORDINATE_NAMES]
+    for eta_name, phi_name in candidates:
+        eta, phi = (feature_index(data_config, group, name) for name in (eta_name, phi_name))
+        if eta is not None and phi is not None:
+            return eta, phi
+    tried = ", ".join(f"{e}/{p}" for e, p in candidates)
+    raise ValueError(f"input group {group} has none of the coordinate pairs {tried} (it has "
+                     f"{list(data_config.input_dicts.get(group, []))}); name them with --coordinates ETA PHI")
 
 
 def gradcam_histograms(model, data_config, batches, target, layer=-1, method="gradcam", bins=32, extent=0.8,
-                       normalise="max"):
+                       normalise="max", coordinates=None):
     """Accumulate per-constituent Grad-CAM into (eta, phi) histograms per fat jet.
 
     ``normalise='max'`` scales each event's constituent values to a maximum of 1 (every event
@@ -124,7 +134,7 @@ def gradcam_histograms(model, data_config, batches, target, layer=-1, method="gr
     if normalise not in NORMALISATIONS:
         raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
     streams = particle_streams(model)
-    coords = {s: _coordinate_indices(data_config, s) for s in streams}
+    coords = {s: _coordinate_indices(data_config, s, coordinates) for s in streams}
     jet_index = {s: jet_feature_index(data_config, s) for s in streams}
     hists, register_share, scores, events = {}, [], [], 0
     for inputs in batches:

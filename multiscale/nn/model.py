@@ -18,7 +18,7 @@ import torch.nn as nn
 from .attention import key_padding_bias
 from .blocks import CrossAttentionBlock, Dropout
 from .layernorm import replace_layer_norms
-from .streams import StreamEncoder, StreamSpec, masked_mean
+from .streams import StreamEncoder, StreamSpec, ignored_inputs, masked_mean
 
 FUSIONS = ("cross", "concat")
 
@@ -134,5 +134,15 @@ class MultiScaleTransformer(nn.Module):
         return torch.cat([masked_mean(tokens, valid) for tokens, valid in encoded.values()], dim=1)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.fuse(self.encode(*inputs)))
+        logits = self.head(self.fuse(self.encode(*inputs))) + self._zero_from_ignored_inputs(inputs)
         return torch.softmax(logits, dim=1) if self.for_inference else logits
+
+    def _zero_from_ignored_inputs(self, inputs) -> torch.Tensor | float:
+        """0, computed from the input groups the network accepts but does not use (pf_points): the ONNX
+        exporter drops a graph input nothing reads, and weaver's onnxruntime prediction feeds every input
+        group of the data config. One element each, made finite first, so the zero is exact."""
+        named = dict(zip(self.input_names, inputs))
+        zero = 0.0
+        for name in ignored_inputs(self.input_names):
+            zero = zero + torch.nan_to_num(named[name].flatten()[:1], 0.0, 0.0, 0.0).sum() * 0.0
+        return zero

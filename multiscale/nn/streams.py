@@ -18,6 +18,14 @@ from .blocks import SelfAttentionBlock
 
 EVENT_STREAM = "ev"
 _KINDS = ("features", "vectors", "mask")
+# ParticleNet's coordinates in ParT-style data configs (pf_points): this network takes the angles
+# from the features and the pair bias from the vectors, so the group is accepted and left unused
+IGNORED_KINDS = ("points",)
+
+
+def ignored_inputs(input_names) -> list[str]:
+    """The input groups of a data config that the network accepts and does not use."""
+    return [name for name in input_names if name.rpartition("_")[2] in IGNORED_KINDS]
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,12 @@ def discover_streams(input_names, input_shapes) -> list[StreamSpec]:
     groups: dict[str, dict[str, tuple]] = {}
     for name in input_names:
         prefix, _, kind = name.rpartition("_")
+        if kind in IGNORED_KINDS:
+            continue
         if kind not in _KINDS or not prefix:
             raise ValueError(
                 f"input group '{name}' in the data config is not named <stream>_features, <stream>_vectors "
-                f"or <stream>_mask (e.g. pf_features, ev_mask)"
+                f"or <stream>_mask (e.g. pf_features, ev_mask; <stream>_points is accepted and not used)"
             )
         groups.setdefault(prefix, {})[kind] = tuple(input_shapes[name])
     streams = []

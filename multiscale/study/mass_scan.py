@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..evaluation import cutbased
 from ..evaluation.io import Prediction, read_prediction
-from ..evaluation.limits import classifier_limit
+from ..evaluation.limits import limit_from_histograms, score_histograms, signal_cross_section
 from ..evaluation.metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, roc, working_point
 from ..evaluation.report import jsonable
 from ..evaluation.yields import yield_weights
@@ -73,10 +73,15 @@ def evaluate_training(prediction, luminosity_fb, n_bins):
         "auc": auc(prediction.is_signal, prediction.score, sample_weight=yields),
         "working_points": {f"{e:.2f}": working_point(curve, e) for e in SIGNAL_EFFICIENCIES},
         "significance": best_significance(prediction.is_signal, prediction.score, yields),
-        "limit": _limit_summary(classifier_limit(prediction, luminosity_fb, n_bins=n_bins)),
-        "limit_no_mc_stat": _limit_summary(classifier_limit(prediction, luminosity_fb, n_bins=n_bins, mc_stat=False)),
+        **limits(score_histograms(prediction, luminosity_fb, n_bins), signal_cross_section(prediction)),
     }
     return entry, curve
+
+
+def limits(histograms, signal_xsec_fb):
+    """The expected limits from one set of histograms, with and without the background MC stat. uncertainty."""
+    return {"limit": _limit_summary(limit_from_histograms(histograms, signal_xsec_fb)),
+            "limit_no_mc_stat": _limit_summary(limit_from_histograms(histograms, signal_xsec_fb, mc_stat=False))}
 
 
 def _limit_summary(limit):
@@ -92,9 +97,9 @@ def _limit_summary(limit):
 # --- the cut-based reference ---------------------------------------------------------------------------------
 
 
-def fold_of(path):
-    """Files are named <stem>_<chunk>.root, chunk = fold."""
-    return int(re.search(r"_(\d+)\.root$", str(path)).group(1))
+def fold_of(path, n_folds):
+    """Files are named <stem>_<chunk>.root; chunk c belongs to fold c % n_folds (tools/study_mass_scan.sh)."""
+    return int(re.search(r"_(\d+)\.root$", str(path)).group(1)) % n_folds
 
 
 def read_events(files):
@@ -108,36 +113,40 @@ def read_events(files):
     return Prediction(path=f"{len(files)} event files", arrays=arrays)
 
 
-def event_files(data, mass, folds):
+def event_files(data, mass, folds, n_folds):
     data = Path(data)
     files = sorted(data.glob(f"generated/hh4b_mH{mass:g}_*.root"))
     files += sorted(data.glob("truth_test/qcd_*.root")) + sorted(data.glob("truth_test/ttbar_*.root"))
-    return [f for f in files if fold_of(f) in folds]
+    return [f for f in files if fold_of(f, n_folds) in folds]
 
 
-def cut_based_fold(data, mass, fold, n_folds, luminosity_fb):
-    """Cuts optimised on the other folds' events, then evaluated (S/sqrt(B), limit) on fold ``fold``."""
-    others = [f for f in range(n_folds) if f != fold]
-    # N_eff >= 10 on the optimisation folds: the b-tagged QCD background rests on the few events with
-    # heavy-flavour subjets, and more would leave no working point at low m_H. On the test fold
-    # (a quarter of that sample) such a selection keeps fewer: evaluate() flags it.
-    optimised = cutbased.optimise(read_events(event_files(data, mass, others)), luminosity_fb, mass)
-    if optimised["selection"] is None:
-        return {"selection": None, "note": optimised.get("note")}
-    selection = optimised["selection"]
-    test = read_events(event_files(data, mass, [fold]))
-    result = cutbased.evaluate(test, selection, luminosity_fb)
-    result["definition"] = selection.describe()
-    result["selection"] = selection.as_dict()
-    result["limit"] = _limit_summary(cutbased.cut_based_limit(test, selection, luminosity_fb))
-    result["limit_no_mc_stat"] = _limit_summary(cutbased.cut_based_limit(test, selection, luminosity_fb, mc_stat=False))
-    return result
+def cut_based_folds(data, mass, folds, n_folds, luminosity_fb):
+    """{fold: result} of the cuts optimised on the other folds' events and evaluated (S/sqrt(B), limit) on
+    the fold; every fold's events are read once."""
+    events = {fold: read_events(event_files(data, mass, [fold], n_folds)) for fold in range(n_folds)}
+    results = {}
+    for fold in folds:
+        # N_eff >= 10 on the optimisation folds: the b-tagged QCD background rests on the few events with
+        # heavy-flavour subjets, and more would leave no working point at low m_H. On the test fold
+        # (a quarter of that sample) such a selection keeps fewer: evaluate() flags it.
+        others = Prediction.concatenate([events[f] for f in range(n_folds) if f != fold])
+        optimised = cutbased.optimise(others, luminosity_fb, mass)
+        if optimised["selection"] is None:
+            results[fold] = {"selection": None, "note": optimised.get("note")}
+            continue
+        selection, test = optimised["selection"], events[fold]
+        result = cutbased.evaluate(test, selection, luminosity_fb)
+        result["definition"] = selection.describe()
+        result["selection"] = selection.as_dict()
+        result.update(limits(cutbased.cut_based_histograms(test, selection, luminosity_fb), signal_cross_section(test)))
+        results[fold] = result
+    return results
 
 
 # --- summaries and comparisons ---------------------------------------------------------------------------------
 
 
-def spread(values):
+def usable_spread(values):
     """{mean, std, n} of the usable values (None and non-finite dropped)."""
     usable = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
     if len(usable) == 0:
@@ -164,7 +173,7 @@ def figures(entry):
 def summarise(per_fold):
     """{figure: spread} over the folds of one model at one mass."""
     names = sorted({name for entry in per_fold.values() for name in figures(entry)})
-    return {name: spread([figures(entry).get(name) for entry in per_fold.values()]) for name in names}
+    return {name: usable_spread([figures(entry).get(name) for entry in per_fold.values()]) for name in names}
 
 
 def comparisons(results, masses):
@@ -203,8 +212,7 @@ def _evaluate_file(job):
 
 def _cut_based(job):
     logging.getLogger("pyhf").setLevel(logging.CRITICAL)
-    return cut_based_fold(*job)
-
+    return cut_based_folds(*job)
 
 
 def parse_args(argv=None):
@@ -241,11 +249,11 @@ def main(argv=None):
                 curves.setdefault(model, []).append(curve)
         folds_at = {mass: sorted({fold for by_mass in results.values() for fold in by_mass.get(mass, {})})
                     for mass in args.masses}
-        cut_jobs = [(mass, fold) for mass in args.masses for fold in folds_at[mass]]
-        cuts = pool.map(_cut_based, [(args.data, mass, fold, args.folds, args.luminosity) for mass, fold in cut_jobs])
-        for (mass, fold), result in zip(cut_jobs, tqdm(cuts, total=len(cut_jobs), desc="optimising cuts", unit="fold",
-                                                       disable=None)):
-            results.setdefault(CUT_BASED, {}).setdefault(mass, {})[fold] = result
+        cut_masses = [mass for mass in args.masses if folds_at[mass]]
+        cuts = pool.map(_cut_based, [(args.data, mass, folds_at[mass], args.folds, args.luminosity) for mass in cut_masses])
+        for mass, by_fold in zip(cut_masses, tqdm(cuts, total=len(cut_masses), desc="optimising cuts", unit="mass",
+                                                  disable=None)):
+            results.setdefault(CUT_BASED, {})[mass] = by_fold
 
     summary = {
         "luminosity_fb": args.luminosity,

@@ -47,7 +47,7 @@ def limit_vs_mass(summary, path, figure="limit_fb", note=""):
 
 def significance_vs_mass(summary, path):
     """Best expected S/sqrt(B) at the benchmark signal cross section."""
-    _against_mass(summary, "significance", "Best expected $S/\\sqrt{B}$ (σ×BR = 10 fb)", path,
+    _against_mass(summary, "significance", "Best expected S/√B (σ×BR = 10 fb)", path,
                   f"{summary['luminosity_fb']:g} fb$^{{-1}}$; cuts with ≥ {summary['min_background_events']} "
                   "effective background MC events")
 
