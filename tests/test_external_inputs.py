@@ -70,6 +70,28 @@ def test_lhe_signal_trains_with_the_unchanged_data_config(tmp_path):
     read_with_weaver(next(tmp_path.glob("*.root")), len(events))
 
 
+@pytest.mark.integration
+def test_a_model_trains_on_an_lhe_signal_with_the_unchanged_config(generated_dir, tmp_path):
+    """train_multiscale.sh on LHE-showered events labelled signal against Pythia's QCD: no config edited."""
+    import os
+    import subprocess
+
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        generate("--process", "hh4b", "--lhe", MADGRAPH, "--outdir", data / split, *LOW_THRESHOLDS,
+                 "--seed", "1" if split == "train" else "2")
+        for background in sorted(generated_dir.glob("qcd_*.root")):
+            os.symlink(background, data / split / background.name)
+    env = {**os.environ, "DATADIR_hh4b": str(data), "MS_OUTDIR": str(tmp_path / "training")}
+    result = subprocess.run(["./train_multiscale.sh", "cross", "paper", "--num-epochs", "1", "--batch-size", "32",
+                             "--in-memory", "--steps-per-epoch", "3", "--num-workers", "0"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = uproot.open(tmp_path / "training" / "cross_paper" / "pred.root")["Events"].arrays(
+        ["is_signal", "score_is_signal", "process"], library="np")
+    assert set(np.unique(scores["process"])) == {0, 2} and np.all(np.isfinite(scores["score_is_signal"]))
+
+
 def _pythia_to_hepmc(path, seed, n_events):
     """Write the first ``n_events`` successful Pythia hh4b events of ``seed`` as HepMC3. The history is kept
     through the first mother only (a consistent graph, and all the b-hadron labels read: a hadron's chain
@@ -131,10 +153,13 @@ def test_hepmc_of_pythia_events_gives_the_builtin_reconstruction(tmp_path):
 
 
 def test_epos_hepmc_and_its_missing_cross_section(tmp_path):
-    generate("--process", "qcd", "--hepmc", EPOS, "--xsec-fb", "1", "--outdir", tmp_path, "--fj1-ptmin", "1",
+    compressed = tmp_path / "epos.hepmc3.gz"  # compressed files are read as they are
+    compressed.write_bytes(gzip.compress(EPOS.read_bytes()))
+    generate("--process", "qcd", "--hepmc", compressed, "--xsec-fb", "1", "--outdir", tmp_path, "--fj1-ptmin", "1",
              "--fj2-ptmin", "1")
     meta = sidecar(tmp_path)
     assert meta["source"]["beam_energies_gev"] == [5000.0, 5000.0] and meta["source"]["has_hadron_record"]
+    read_with_weaver(tmp_path / "qcd_1_0.root", meta["n_accepted"])
     result = generate("--process", "qcd", "--hepmc", PYTHIA6, "--outdir", tmp_path / "x", check=False)
     assert_one_line_error(result, PYTHIA6, "no cross section", tmp_path / "x")
 

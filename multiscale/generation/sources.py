@@ -8,7 +8,9 @@ The input files are checked before anything is generated (:func:`inspect_lhe`,
 stop the run with one line naming the file.
 """
 
+import bz2
 import gzip
+import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,10 +105,15 @@ class LesHouchesFile:
     n_events: int
 
 
+_COMPRESSED = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ": lzma.open}
+
+
 def _open_text(path):
+    """A text file, gzip, bzip2 or xz compressed or not (told by its first bytes, not its name)."""
     with open(path, "rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", errors="replace") if compressed else open(path, errors="replace")
+        head = handle.read(6)
+    opener = next((opener for magic, opener in _COMPRESSED.items() if head.startswith(magic)), open)
+    return opener(path, "rt", errors="replace")
 
 
 def inspect_lhe(path):

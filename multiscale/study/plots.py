@@ -7,6 +7,9 @@ from matplotlib.figure import Figure
 from ..evaluation.plotting import STYLE, plot_roc
 
 MARKERS = "osD^vP*"
+# one colour and marker per model in every plot, whatever order the results come in
+STYLES = {"kin": ("C3", "^"), "jets": ("C2", "v"), "concat": ("C1", "s"), "cross": ("C0", "o"),
+          "cross_param": ("C4", "P"), "cut-based": ("black", "D")}
 
 
 def _per_model(summary, figure):
@@ -21,15 +24,19 @@ def _per_model(summary, figure):
     return lines
 
 
+def _order(item):
+    return list(STYLES).index(item[0]) if item[0] in STYLES else len(STYLES)
+
+
 def _against_mass(summary, figure, ylabel, path, title, log=True):
     with matplotlib.style.context(STYLE):
         fig = Figure(figsize=(8, 7))
         ax = fig.add_subplot()
-        for i, (model, (masses, mean, std)) in enumerate(_per_model(summary, figure).items()):
-            color = "black" if model == "cut-based" else f"C{i}"
+        for i, (model, (masses, mean, std)) in enumerate(sorted(_per_model(summary, figure).items(), key=_order)):
+            color, marker = STYLES.get(model, (f"C{5 + i}", MARKERS[i % len(MARKERS)]))
             ax.fill_between(masses, np.maximum(mean - std, mean * 1e-3), mean + std, color=color, alpha=0.2, linewidth=0)
-            ax.plot(masses, mean, color=color, marker=MARKERS[i % len(MARKERS)], linewidth=2,
-                    linestyle="--" if model == "cut-based" else "-", label=model)
+            ax.plot(masses, mean, color=color, marker=marker, linewidth=2,
+                    linestyle="--" if model.startswith("cut-based") else "-", label=model)
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("$m_H$ [GeV]")
@@ -41,15 +48,16 @@ def _against_mass(summary, figure, ylabel, path, title, log=True):
 
 def limit_vs_mass(summary, path, figure="limit_fb", note=""):
     """Expected 95% CL upper limit on sigma(gg -> H) x BR(H -> hh -> bbbb); band: +-1 std over trainings."""
-    _against_mass(summary, figure, "Expected 95% CL limit on $\\sigma \\times$ BR($H\\to hh\\to b\\bar bb\\bar b$) [fb]",
-                  path, f"{summary['luminosity_fb']:g} fb$^{{-1}}$, 14 TeV, {note}; mean ± std over trainings (folds)")
+    _against_mass(summary, figure, "Expected 95% CL limit on σ × BR [fb]", path,
+                  f"σ(gg → H) × BR(H → hh → $b\\bar bb\\bar b$), {summary['luminosity_fb']:g} fb$^{{-1}}$, 14 TeV\n"
+                  f"{note}; mean ± std over trainings (folds)")
 
 
 def significance_vs_mass(summary, path):
     """Best expected S/sqrt(B) at the benchmark signal cross section."""
     _against_mass(summary, "significance", "Best expected S/√B (σ×BR = 10 fb)", path,
-                  f"{summary['luminosity_fb']:g} fb$^{{-1}}$; cuts with ≥ {summary['min_background_events']} "
-                  "effective background MC events")
+                  f"{summary['luminosity_fb']:g} fb$^{{-1}}$, mean ± std over trainings (folds)\n"
+                  f"cuts keeping ≥ {summary['min_background_events']} effective background MC events")
 
 
 def roc_at(curves, summary, cut_based, mass, path):
