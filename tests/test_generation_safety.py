@@ -175,3 +175,20 @@ def test_other_settings_are_refused_naming_the_file(tmp_path, capsys):
     assert sorted(p.name for p in outdir.iterdir()) == ["hh4b_mH1000_4_0.json", "hh4b_mH1000_4_0.root",
                                                        "hh4b_mH1000_4_1.json", "hh4b_mH1000_4_1.root"]
     shutil.rmtree(outdir)
+
+
+def test_files_written_before_a_setting_existed_are_kept(tmp_path, capsys):
+    """A run written by an older version (its manifest and sidecars lack a setting RunConfig has since
+    gained) was made with that setting's default: a rerun keeps it, not refuses it."""
+    outdir = tmp_path / "out"
+    base = [str(a) for a in ("--process", "qcd", "--events", 6, "--events-per-file", 3, "--seed", 7, "--outdir", outdir)]
+    assert run.main(base) == 0
+    capsys.readouterr()
+    for path in outdir.glob("*.json"):  # as an older version wrote them
+        record = json.loads(path.read_text())
+        for key in ("input_format", "inputs", "no_btag_labels"):
+            record["settings"].pop(key)
+        path.write_text(json.dumps(record))
+    assert run.main(base) == 0 and "complete: kept" in capsys.readouterr().out
+    message = main_error([*base, "--btag-eff", "0.7"], capsys)  # a real difference is still refused
+    assert "btag_eff 0.77 (now 0.7)" in message

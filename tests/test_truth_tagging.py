@@ -78,8 +78,16 @@ def test_weighted_yields_agree_with_random_tagging(mode):
         assert abs(truth - random_yield) < 4 * error, (required, truth, random_yield, error)
     if mode == "train":
         assert len(out["weight"]) < n  # unweighted: events kept with probability w / w_ref
-        # every possible class drawn about equally often: tagged classes are no longer rare
-        assert (out["tag_class"] == 3).mean() > 0.15
+        assert np.all(out["tag_weight"] == 1.0)
+        # the training copies follow the physical tag distribution (weaver cannot weight the loss): the
+        # unweighted fraction at each tag requirement is the weighted fraction of the test-mode copies
+        test = expand(columns, "test", EFF, np.random.default_rng(5))
+        test_nbtag = test["fj1_nbtag"] + test["fj2_nbtag"]
+        for required in (2, 3, 4):
+            expected = test["weight"][test_nbtag >= required].sum() / test["weight"].sum()
+            observed = (truth_nbtag >= required).mean()
+            sigma = np.sqrt(expected * (1 - expected) / len(truth_nbtag)) + 0.01 * expected
+            assert abs(observed - expected) < 5 * sigma, (required, observed, expected)
 
 
 def test_unweighting_keeps_the_weighted_distribution():

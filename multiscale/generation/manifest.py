@@ -14,7 +14,7 @@ A ``.root`` without its sidecar (killed between the two renames) is regenerated.
 """
 
 import json
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 from .pythia_setup import GenerationError
@@ -49,7 +49,11 @@ def _differences(found, wanted):
 
 
 def _require_same_settings(path, settings, config):
-    diff = _differences(run_settings(settings), run_settings(config))
+    wanted = run_settings(config)
+    # a setting added to RunConfig after the files were written: they were made with its default
+    defaults = run_settings({f.name: f.default for f in fields(config) if f.default is not MISSING})
+    found = {**{k: v for k, v in defaults.items() if k not in settings}, **run_settings(settings)}
+    diff = _differences(found, wanted)
     if diff:
         raise ManifestError(
             f"{path}: written with other settings: {diff}; delete the files of run {run_name(config)} "

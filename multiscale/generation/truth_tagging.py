@@ -20,9 +20,12 @@ In ``train`` mode the events are first unweighted: weaver trains on unweighted e
 pT-hat biased sample taken as it is would teach the network the biased spectrum (high-pT QCD
 everywhere), which the physical background does not have. An event is kept with probability
 min(w / w_ref, 1), w_ref the 99th percentile of the file's weights, and then carries
-max(w, w_ref). Each kept event becomes one copy, of a tag class drawn uniformly among its possible
-ones (weight multiplied by P(class) x number of possible classes, so that the weights stay
-unbiased): the network sees as many tagged background events as untagged ones.
+max(w, w_ref). Each kept event becomes one copy, of a tag class drawn with its probability P(class)
+(weight unchanged): the training sample follows the physical tag distribution, as random tagging
+would. weaver cannot weight the loss per event, so a class drawn any other way changes what the
+network learns, not only the weights: drawn uniformly (this module's first version), 4-tag QCD
+copies were as common in training as untagged ones, and the network learnt that b-tags tell
+little, while at the physical rates they are the strongest handle (docs/results.md).
 
 The derived tags follow the generator (objects.py): a fat jet is tagged when both of its subjets
 are, the H candidate when both fat jets are; ``fj{1,2}_nbtag`` count tagged subjets.
@@ -78,12 +81,12 @@ def copies(class_prob, mode, rng):
     if mode == "test":
         event, tag_class = np.nonzero(possible)
         return event, tag_class, class_prob[event, tag_class]
-    n_possible = possible.sum(axis=1)
-    # the k-th possible class of each event, k uniform
-    k = np.floor(rng.random(len(class_prob)) * n_possible).astype(int)
-    tag_class = np.argmax(np.cumsum(possible, axis=1) > k[:, None], axis=1)
+    # train: one class per event, drawn with its probability (the physical tag distribution)
+    cumulative = np.cumsum(class_prob, axis=1)
+    u = rng.random(len(class_prob)) * cumulative[:, -1]
+    tag_class = np.minimum((cumulative <= u[:, None]).sum(axis=1), class_prob.shape[1] - 1)
     event = np.arange(len(class_prob))
-    return event, tag_class, class_prob[event, tag_class] * n_possible
+    return event, tag_class, np.ones(len(event))
 
 
 UNWEIGHT_QUANTILE = 0.99
