@@ -42,7 +42,7 @@ def _against_mass(summary, figure, ylabel, path, title, log=True):
         ax.set_xlabel("$m_H$ [GeV]")
         ax.set_ylabel(ylabel)
         ax.set_title(title, loc="left", fontsize="x-small")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines fill the axes
         fig.savefig(path, bbox_inches="tight")
 
 
