@@ -93,10 +93,13 @@ spawn timed generate_ttbar generate ttbar $((STUDY_BACKGROUND / 10)) 12 --pthat-
 join
 
 # --- 2. truth tagging of the backgrounds: one copy per event to train on, one per tag class to test
+# (training copies: the b-tag class drawn with its probability since the fix of truth_tagging.py; a
+# new directory name, so that a study made before it does not reuse its uniformly drawn copies)
+declare -A copies_dir=([train]="$STUDY_DIR/truth_train_physical" [test]="$STUDY_DIR/truth_test")
 for mode in train test; do
     todo=()
     for f in "$gen"/qcd_*.root "$gen"/ttbar_*.root; do
-        out="$STUDY_DIR/truth_$mode/$(basename "$f")"
+        out="${copies_dir[$mode]}/$(basename "$f")"
         [[ -f "$out" && "$out" -nt "$f" ]] || todo+=("$f")
     done
     if ((${#todo[@]})); then
@@ -104,7 +107,7 @@ for mode in train test; do
         for ((i = 0; i < STUDY_PARALLEL; i++)); do  # every STUDY_PARALLEL-th file to one process
             files=("${todo[@]:i:1}")
             for ((j = i + STUDY_PARALLEL; j < ${#todo[@]}; j += STUDY_PARALLEL)); do files+=("${todo[j]}"); done
-            ((${#files[@]})) && spawn python tools/truth_tag.py --mode "$mode" --outdir "$STUDY_DIR/truth_$mode" "${files[@]}" > /dev/null
+            ((${#files[@]})) && spawn python tools/truth_tag.py --mode "$mode" --outdir "${copies_dir[$mode]}" "${files[@]}" > /dev/null
         done
     fi
 done
@@ -116,10 +119,10 @@ link_split() {  # DIR FOLD SIGNAL_FILES...: fold FOLD -> DIR/test, the other fol
     local dir=$1 fold=$2 f split
     rm -rf "$dir"
     mkdir -p "$dir/train" "$dir/test"
-    for f in "${@:3}" "$STUDY_DIR"/truth_train/*.root; do
+    for f in "${@:3}" "${copies_dir[train]}"/*.root; do
         [[ "$(fold_of "$f")" == "$fold" ]] || ln -s "$f" "$dir/train/"
     done
-    for f in "${@:3}" "$STUDY_DIR"/truth_test/*.root; do
+    for f in "${@:3}" "${copies_dir[test]}"/*.root; do
         [[ "$(fold_of "$f")" == "$fold" ]] && ln -s "$f" "$dir/test/"
     done
     return 0
