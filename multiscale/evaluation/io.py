@@ -77,9 +77,9 @@ def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES
     ``signal``: the label of the signal class (weaver writes its truth as ``<label>`` and its score as
     ``score_<label>``); it is read as ``is_signal`` / ``score_is_signal``."""
     path = str(path)
-    rename = {signal: TRUTH_BRANCH, f"score_{signal}": SCORE_BRANCH}
-    if signal != TRUTH_BRANCH:
-        branches = [{TRUTH_BRANCH: signal, SCORE_BRANCH: f"score_{signal}"}.get(name, name) for name in branches]
+    rename = {signal: TRUTH_BRANCH, f"score_{signal}": SCORE_BRANCH}  # file name -> name read as
+    in_file = {read_as: name for name, read_as in rename.items()}
+    branches = [in_file.get(name, name) for name in branches]
     if not Path(path).is_file():
         raise PredictionError(f"{path}: no such file")
     try:

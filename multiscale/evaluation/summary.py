@@ -115,9 +115,10 @@ def evaluate_models(
         trainings, curves = [], []
         for prediction in predictions:
             entry, curve = evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_background_events)
-            for figure, why in skipped_figures(prediction).items():
+            cannot = skipped_figures(prediction)
+            for figure, why in cannot.items():
                 skipped.setdefault(figure, f"{prediction.path}: {why}")
-            if "cut-based reference" in skipped_figures(prediction):
+            if "cut-based reference" in cannot:
                 entry["rejection_at_cut_based_efficiency"] = None
                 trainings.append(entry)
                 curves.append(curve)

@@ -155,9 +155,7 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
             f"{what}: none of its {n_generated} events passed the preselection (two fat jets above "
             f"{config.fj1_ptmin:g} and {config.fj2_ptmin:g} GeV, |eta| < {config.fj_etamax:g}); nothing written")
     sigma_gen_fb = source.cross_section_fb()
-    xsec_fb = config.xsec_fb if config.xsec_fb is not None else sigma_gen_fb
-    if xsec_fb is None:
-        raise GenerationError(f"{item.path}: holds no cross section; pass --xsec-fb")
+    xsec_fb = config.xsec_fb if config.xsec_fb is not None else sigma_gen_fb  # inspect_inputs checked one exists
     columns = _concatenate(pieces)
     pythia_weight = columns.pop("pythia_weight")
     columns.update(_event_scalars(config, chunk, pythia_weight, weight_sum, xsec_fb))

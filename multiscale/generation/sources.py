@@ -234,7 +234,6 @@ class HepMCSource:
     def __init__(self, hepmc):
         self.hepmc = hepmc
         self.events = _read_hepmc(hepmc.path)
-        self._charges_source = None
 
     def next(self, n):
         records = []
