@@ -1,7 +1,4 @@
 """Functions the data configs use in ``new_variables``; pass this file to weaver with
-``--custom-functions data/jet_functions.py``. weaver registers every plain function in this
-module's namespace, so import only what the YAMLs call."""
+``--custom-functions data/jet_functions.py``. They live in the package (``multiscale/jet_functions.py``)."""
 
-from multiscale.preprocessing import (  # noqa: F401
-    aligned_eta, aligned_phi, concat_jets, fill_like, mass_hypothesis, safe_log, wrap_phi,
-)
+from multiscale.jet_functions import *  # noqa: F401,F403

@@ -6,12 +6,13 @@ every needed branch of every file up front and names the file, the branch and th
 
     python -m multiscale.check_inputs data/jets_kin.yaml 'datasets/hh4b/train/*.root'
 
+The console script ``multiscale-check-inputs`` is the same command.
+
 Errors (one line each, exit 1): no TTree, an RNTuple, a missing branch, a branch whose baskets
 cannot be read. Warnings (exit 0): non-finite values in a branch; two files holding the same
 generated events (same process, ``gen_seed`` and ``event_id`` set), e.g. train and test from one seed.
 """
 
-import argparse
 import glob
 import hashlib
 import sys
@@ -20,8 +21,9 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from multiscale.cli_common import OneLineParser
 from multiscale.schema import TREE_NAME
-from multiscale.weaver_io import DEFAULT_CUSTOM_FUNCTIONS, load_data_config
+from multiscale.weaver_io import load_data_config
 
 # the branches that identify the generated events of a file (see generation/run.py)
 IDENTITY_BRANCHES = ("process", "gen_seed", "event_id")
@@ -134,7 +136,7 @@ def warn_duplicates(identities, warn=_warn_stderr):
                  f"e.g. train and test generated with one seed?")
 
 
-def check_files(data_config_path, patterns, custom_functions=DEFAULT_CUSTOM_FUNCTIONS, treename=TREE_NAME,
+def check_files(data_config_path, patterns, custom_functions=None, treename=TREE_NAME,
                 warn=_warn_stderr):
     """Check every file; raise InputError with one line per bad file, ``warn`` for suspicious ones."""
     data_config = load_data_config(data_config_path, custom_functions=custom_functions)
@@ -152,18 +154,24 @@ def check_files(data_config_path, patterns, custom_functions=DEFAULT_CUSTOM_FUNC
     return files
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data_config")
+def build_parser():
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_config", help="weaver data config (YAML)")
     parser.add_argument("files", nargs="+", help="files or glob patterns, optionally 'name:pattern' as weaver takes them")
-    parser.add_argument("--custom-functions", default=str(DEFAULT_CUSTOM_FUNCTIONS))
-    args = parser.parse_args(argv)
+    parser.add_argument("--custom-functions", help="weaver --custom-functions file (default: the package's, as data/jet_functions.py; '' for none)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     try:
         files = check_files(args.data_config, args.files, args.custom_functions)
     except (InputError, FileNotFoundError) as err:
+        # one line per bad file, so that every broken file is named at once
         sys.exit("\n".join(f"error: {line}" for line in str(err).splitlines()))
     print(f"{len(files)} file(s) hold every branch {args.data_config} needs, all readable")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,14 +39,36 @@ def _align(deta, dphi, pt):
     return x_rot * x_sign, y_rot * y_sign
 
 
+# weaver evaluates aligned_eta(...) and aligned_phi(...) of the same branches one after the other,
+# each time through a new Array object over the same memory: keep the last alignment, keyed by the
+# inputs' buffers, so each jet is aligned once. The inputs are held, so no other array can get
+# their buffers' addresses while the entry exists.
+_last_alignment: dict = {"key": None, "inputs": None, "result": None}
+
+
+def _buffers_key(*arrays):
+    key = []
+    for array in arrays:
+        form, length, buffers = ak.to_buffers(array)
+        key.append((str(form), length, tuple((name, b.ctypes.data, b.nbytes) for name, b in buffers.items())))
+    return tuple(key)
+
+
+def _aligned(deta, dphi, pt):
+    key = _buffers_key(deta, dphi, pt)
+    if key != _last_alignment["key"]:
+        _last_alignment.update(key=key, inputs=(deta, dphi, pt), result=_align(deta, dphi, pt))
+    return _last_alignment["result"]
+
+
 def aligned_eta(deta, dphi, pt):
     """eta' of each constituent after centring, rotation and flip."""
-    return _align(deta, dphi, pt)[0]
+    return _aligned(deta, dphi, pt)[0]
 
 
 def aligned_phi(deta, dphi, pt):
     """phi' of each constituent after centring, rotation and flip."""
-    return _align(deta, dphi, pt)[1]
+    return _aligned(deta, dphi, pt)[1]
 
 
 def concat_jets(first, second, max_each):
@@ -58,11 +80,6 @@ def concat_jets(first, second, max_each):
 def fill_like(array, value):
     """A jagged array shaped like ``array`` holding ``value`` (e.g. a jet-index feature)."""
     return ak.zeros_like(array) + value
-
-
-def wrap_phi(dphi):
-    """Wrap an azimuthal difference into [-pi, pi)."""
-    return (dphi + np.pi) % (2 * np.pi) - np.pi
 
 
 def safe_log(x, floor=1e-3):

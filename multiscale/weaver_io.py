@@ -1,14 +1,11 @@
-"""Load what weaver loads (data config, network config, custom functions, trained weights) outside
-the ``weaver`` command, for the tools, the benchmark and the tests."""
+"""Load what weaver loads (data config, network, custom functions, trained weights) outside the
+``weaver`` command, for the tools and the tests."""
 
+import importlib
 import importlib.util
 from pathlib import Path
 
 import torch
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CUSTOM_FUNCTIONS = REPO_ROOT / "data" / "jet_functions.py"
-DEFAULT_NETWORK = REPO_ROOT / "networks" / "multiscale_cross.py"
 
 
 def import_file(path, name):
@@ -21,25 +18,33 @@ def import_file(path, name):
     return module
 
 
-def register_custom_functions(path=DEFAULT_CUSTOM_FUNCTIONS):
-    """What ``weaver --custom-functions PATH`` does: make its functions usable in YAML expressions."""
+def register_custom_functions(path=None):
+    """What ``weaver --custom-functions PATH`` does: make its functions usable in YAML expressions.
+    None: the package's own (``multiscale.jet_functions``, which ``data/jet_functions.py`` re-exports)."""
     from weaver.utils.data.eval_utils import _register_funcs
 
-    _register_funcs(import_file(path, "_func_module"))
+    module = importlib.import_module("multiscale.jet_functions") if path is None else import_file(path, "_func_module")
+    _register_funcs(module)
 
 
-def load_data_config(yaml_path, custom_functions=DEFAULT_CUSTOM_FUNCTIONS, **kwargs):
+def load_data_config(yaml_path, custom_functions=None, **kwargs):
+    """weaver's DataConfig of ``yaml_path``, after registering the custom functions (None: the
+    package's; "": none, for a data config that calls no function)."""
     from weaver.utils.dataset import DataConfig
 
-    if custom_functions:
+    if custom_functions != "":
         register_custom_functions(custom_functions)
     return DataConfig.load(str(yaml_path), **kwargs)
 
 
-def build_model(data_config, network_config=DEFAULT_NETWORK, **options):
-    """(model, model_info) exactly as weaver's ``model_setup`` gets them from ``get_model``."""
-    network = import_file(network_config, "_network_module")
-    return network.get_model(data_config, **options)
+def build_model(data_config, network_config=None, **options):
+    """(model, model_info) exactly as weaver's ``model_setup`` gets them from ``get_model``; from the
+    package's network (``multiscale.network``), or from a weaver network config file."""
+    if network_config is None:
+        from multiscale.network import get_model
+    else:
+        get_model = import_file(network_config, "_network_module").get_model
+    return get_model(data_config, **options)
 
 
 class CheckpointError(ValueError):
@@ -61,7 +66,7 @@ def read_checkpoint(model_path) -> dict:
     return state
 
 
-def load_trained_model(data_config, model_path, network_config=DEFAULT_NETWORK, **options):
+def load_trained_model(data_config, model_path, network_config=None, **options):
     state = read_checkpoint(model_path)
     model, model_info = build_model(data_config, network_config, **options)
     try:

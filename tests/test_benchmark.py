@@ -1,20 +1,23 @@
-"""tools/benchmark.py in its quick form, the weaver-log parser, and the weaver loop on generated files."""
+"""The benchmarks (``python -m benchmarks``, not part of the installed package; pytest finds them
+through ``pythonpath`` in pyproject.toml) in their quick form, the weaver-log parser, and the weaver
+loop on generated files."""
 
 import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from multiscale.benchmark import parse_weaver_log
-from multiscale.benchmark.weaver_loop import weaver_throughput
-from multiscale.weaver_io import REPO_ROOT
+from benchmarks.weaver_loop import parse_weaver_log, weaver_throughput
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_benchmark_writes_finite_figures(tmp_path):
     out = tmp_path / "bench.json"
-    subprocess.run([sys.executable, "tools/benchmark.py", "--quick", "--configs", "matched", "cross3",
+    subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--configs", "matched", "cross3",
                     "--out", str(out)], cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
     result = json.loads(out.read_text())
     assert [row["config"] for row in result["configs"]] == ["matched", "cross3"]
@@ -46,6 +49,27 @@ def test_weaver_log_parser_keeps_training_epochs_only():
                                      {"entries": 3000, "events_per_s": 1500.0}]
 
 
+def test_doc_tables_are_the_saved_json():
+    """docs/performance.md's CPU tables are what ``python -m benchmarks --tables docs/benchmark_cpu.json``
+    prints: a figure changed in one place and not the other fails here."""
+    from benchmarks.report import markdown_tables
+
+    doc = (REPO_ROOT / "docs" / "performance.md").read_text()
+    tables = markdown_tables(json.loads((REPO_ROOT / "docs" / "benchmark_cpu.json").read_text()))
+    assert tables.count("\n\n") == 2  # configurations, constituent count, batch size
+    missing = [line for line in tables.splitlines() if line and line not in doc]
+    assert not missing, missing
+
+
+def test_ab_variant_settings():
+    """``ab_matched`` variants: upper-case settings go to the environment, lower-case ones are network options."""
+    from benchmarks.reference.ab_matched import parse_variant
+
+    assert parse_variant("/tmp/before") == ("/tmp/before", {}, {})
+    path, env, options = parse_variant(".:cpu_kernels=False,OMP_NUM_THREADS=1")
+    assert path == str(Path.cwd()) and env == {"OMP_NUM_THREADS": "1"} and options == {"cpu_kernels": False}
+
+
 @pytest.mark.integration
 def test_weaver_loop_on_generated_files(generated_dir):
     result = weaver_throughput([f"sig:{generated_dir}/hh4b_*.root", f"bkg:{generated_dir}/qcd_*.root"],
@@ -58,8 +82,9 @@ def test_weaver_loop_on_generated_files(generated_dir):
 def test_accelerator_figures_and_mfu_on_cpu():
     """The GPU code path (no GPU in CI): run on the CPU with a made-up peak, check the MFU arithmetic
     against FLOPs counted here, and the peak table's lookup by device name."""
-    from multiscale.benchmark import build, forward_flops, inputs_for
-    from multiscale.benchmark.gpu import gpu_figures, peak_bf16
+    from benchmarks.configs import build, inputs_for
+    from benchmarks.gpu import gpu_figures, peak_bf16
+    from benchmarks.timing import forward_flops
 
     result = gpu_figures(names=("matched",), batches=(4,), repeats=1, device="cpu", compile=False, peak=1e12,
                          log=lambda message: None)
@@ -77,8 +102,8 @@ def test_accelerator_figures_and_mfu_on_cpu():
 
 def test_profile_and_weaver_timing_helpers():
     """The profile's kernel categories and the weaver wrapper's per-loop summary (no GPU in CI)."""
-    from multiscale.benchmark.gpu import _category
-    from multiscale.benchmark.weaver_timed import summarise
+    from benchmarks.gpu import _category
+    from benchmarks.weaver_timed import summarise
 
     assert _category("fmha_cutlassF_bf16_aligned_64x64_rf_sm80") == "attention (SDPA kernels)"
     assert _category("nvjet_tst_128x64_64x8_1x1_v_bz_TNT").startswith("matrix products")

@@ -16,7 +16,7 @@ import pytest
 import uproot
 
 from multiscale.evaluation import CutBasedSelection, PredictionError, evaluate_models, read_prediction
-from multiscale.evaluation.cli import main as evaluate_main
+from multiscale.evaluation.cli import evaluate_main
 from multiscale.evaluation.cutbased import dijet_mass, select
 from multiscale.evaluation.metrics import auc, best_significance, rejection_at, roc
 from multiscale.evaluation.yields import expected_yields, yield_weights

@@ -8,13 +8,16 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
+
 import pytest
 import uproot
 
-from multiscale.weaver_io import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 pytestmark = pytest.mark.integration
 

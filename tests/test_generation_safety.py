@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import uproot
 
-from multiscale.generation import run
+from multiscale.generation import cli, run
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "tools" / "generate_events.py"
@@ -33,7 +33,7 @@ def events(path, branch="fj1_pt"):
 def main_error(argv, capsys):
     """The one-line error of ``generate_events.py argv`` (run in this process)."""
     with pytest.raises(SystemExit) as exit_info:
-        run.main([str(a) for a in argv])
+        cli.generate_main([str(a) for a in argv])
     message = str(exit_info.value.code)
     assert message.startswith("generate_events.py: error: ") and "\n" not in message
     return message
@@ -155,8 +155,8 @@ def test_interrupted_dataset_resumes(tmp_path):
 def test_other_settings_are_refused_naming_the_file(tmp_path, capsys):
     outdir = tmp_path / "out"
     base = [str(a) for a in ("--process", "hh4b", "--events", 10, "--events-per-file", 5, "--seed", 4, "--outdir", outdir)]
-    assert run.main(base) == 0
-    assert run.main([*base, "--jobs", "2"]) == 0, "--jobs does not change the events"
+    assert cli.generate_main(base) == 0
+    assert cli.generate_main([*base, "--jobs", "2"]) == 0, "--jobs does not change the events"
     assert "complete: kept" in capsys.readouterr().out
     # another chunking of the same run name: the manifest says no
     other_chunking = ["--process", "hh4b", "--events", 10, "--events-per-file", 10, "--seed", 4, "--outdir", outdir]
@@ -182,13 +182,13 @@ def test_files_written_before_a_setting_existed_are_kept(tmp_path, capsys):
     gained) was made with that setting's default: a rerun keeps it, not refuses it."""
     outdir = tmp_path / "out"
     base = [str(a) for a in ("--process", "qcd", "--events", 6, "--events-per-file", 3, "--seed", 7, "--outdir", outdir)]
-    assert run.main(base) == 0
+    assert cli.generate_main(base) == 0
     capsys.readouterr()
     for path in outdir.glob("*.json"):  # as an older version wrote them
         record = json.loads(path.read_text())
         for key in ("input_format", "inputs", "no_btag_labels"):
             record["settings"].pop(key)
         path.write_text(json.dumps(record))
-    assert run.main(base) == 0 and "complete: kept" in capsys.readouterr().out
+    assert cli.generate_main(base) == 0 and "complete: kept" in capsys.readouterr().out
     message = main_error([*base, "--btag-eff", "0.7"], capsys)  # a real difference is still refused
     assert "btag_eff 0.77 (now 0.7)" in message

@@ -19,9 +19,9 @@ import uproot
 import vector
 
 from multiscale import schema
-from multiscale.generation import btagging, run
+from multiscale.generation import btagging, cli, run
 from multiscale.generation.clustering import KtReclustering, _to_awkward, nsubjettiness
-from multiscale.generation.kinematics import rapidity, wrap_phi
+from multiscale.kinematics import rapidity, wrap_phi
 
 REPO = Path(__file__).resolve().parents[1]
 M_H = 1000.0
@@ -311,7 +311,7 @@ def test_same_seed_gives_identical_branches_whatever_jobs(tmp_path):
 )
 def test_bad_input_gives_one_line_error(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run.parse_config([*args, "--outdir", str(tmp_path)])
+        cli.parse_config([*args, "--outdir", str(tmp_path)])
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1 and message in stderr and "Traceback" not in stderr
@@ -322,7 +322,7 @@ def test_unwritable_outdir_is_refused(tmp_path, capsys):
     blocker.write_text("not a directory")
     for outdir in (blocker, blocker / "sub"):
         with pytest.raises(SystemExit):
-            run.parse_config(["--process", "qcd", "--events", "10", "--outdir", str(outdir)])
+            cli.parse_config(["--process", "qcd", "--events", "10", "--outdir", str(outdir)])
         stderr = capsys.readouterr().err
         assert stderr.count("\n") == 1 and "cannot write to --outdir" in stderr
 

@@ -6,14 +6,18 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+
 import pytest
 import uproot
 
 from multiscale.check_inputs import InputError, check_files, needed_branches
 from multiscale.generation.writer import write_root
-from multiscale.weaver_io import REPO_ROOT, load_data_config
+from multiscale.weaver_io import load_data_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG = REPO_ROOT / "data" / "jets_kin.yaml"
 COUNTERS = ("nfj1_part", "nfj2_part", "nobj")  # uproot's shared counters: rewritten by write_root

@@ -6,13 +6,16 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+
 import pytest
 import uproot
 
 from multiscale.check_inputs import InputError, check_files
-from multiscale.weaver_io import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.integration
 

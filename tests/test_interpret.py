@@ -4,7 +4,10 @@ Small models and synthetic inputs with a known token content: event i has n1 con
 jet 1 and n2 in fat jet 2 (pf tokens: fj1's, then fj2's, then padding, ``pf_isfj2`` marking fj2).
 """
 
+from pathlib import Path
+
 import numpy as np
+
 import pytest
 import torch
 import torch.nn as nn
@@ -14,7 +17,9 @@ from multiscale.interpret.cli import attention_main, gradcam_main
 from multiscale.interpret.data import feature_index, load_events
 from multiscale.interpret.gradcam import cam_from, gradcam_histograms, token_cam
 from multiscale.synthetic import synthetic_inputs
-from multiscale.weaver_io import REPO_ROOT, build_model, load_data_config
+from multiscale.weaver_io import build_model, load_data_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = dict(jet_dim=16, jet_heads=2, jet_layers=2, obj_dim=16, obj_heads=2, obj_layers=1, cross_layers=2,
              mlp_dims=(16,), dropout=0.0, pair_bias=False)
@@ -70,7 +75,7 @@ def test_rows_sum_to_one_over_valid_keys_and_vanish_on_padding(configs, pair_bia
         assert torch.all(weights[padded] == 0)
     # outside the context manager nothing is recorded
     model(*inputs)
-    assert all(block.attn.last_weights is None for block in model.encoders["pf"].blocks)
+    assert all(layer.last_weights is None for layers in model.attention_layers().values() for layer in layers)
 
 
 def _force(model, pattern):
@@ -90,7 +95,7 @@ def _force(model, pattern):
     if pattern == "key0":
         modules = [m for m in model.modules() if m.__class__.__name__ == "MultiHeadAttention"]
     else:
-        modules = [b.attn for enc in model.encoders.values() for b in enc.blocks]
+        modules = [m for name, layers in model.attention_layers().items() if name != "cross" for m in layers]
     return [m.register_forward_pre_hook(hook) for m in modules]
 
 
@@ -101,7 +106,7 @@ def test_forced_attention_pattern_comes_out_of_the_maps(configs, pattern):
     inputs = two_jet_inputs(dc, info)
     hooks = _force(model, pattern)
     try:
-        maps = attention_maps(model, dc, [[x[:3] for x in inputs], [x[3:] for x in inputs]], k=K)  # two batches
+        maps = attention_maps(model, [[x[:3] for x in inputs], [x[3:] for x in inputs]], k=K)  # two batches
     finally:
         for h in hooks:
             h.remove()
@@ -131,12 +136,12 @@ def test_uniform_attention_is_averaged_over_valid_pairs_only(configs):
     mean of that over the events holding both tokens: padding must neither dilute nor enter it."""
     dc = configs["jets_kin"]
     model, info = make_model(dc)
-    last = model.encoders["pf"].blocks[-1].attn
+    last = model.attention_layers()["pf"][-1]
     dim = last.out_proj.in_features
     with torch.no_grad():  # the packed projection's first third gives the queries
         last.qkv_proj.weight[:dim].zero_()
         last.qkv_proj.bias[:dim].zero_()
-    maps = attention_maps(model, dc, [two_jet_inputs(dc, info)], layer=-1, k=K)
+    maps = attention_maps(model, [two_jet_inputs(dc, info)], layer=-1, k=K)
     mean, counts = maps["self:pf"].acc.mean(), maps["self:pf"].acc.counts
 
     def tokens(n1, n2):  # displayed slots present in an event
@@ -157,7 +162,7 @@ def test_uniform_attention_is_averaged_over_valid_pairs_only(configs):
     beyond = [(max(n1 - K, 0) + max(n2 - K, 0)) / (1 + n1 + n2) for n1, n2, _ in EVENTS]
     np.testing.assert_allclose(rest[0], np.mean(beyond), rtol=1e-5)  # the register query exists in every event
     # relative scale: weight x valid keys = 1 everywhere for uniform attention
-    relative = attention_maps(model, dc, [two_jet_inputs(dc, info)], k=K, relative=True)["self:pf"].acc.mean()
+    relative = attention_maps(model, [two_jet_inputs(dc, info)], k=K, relative=True)["self:pf"].acc.mean()
     np.testing.assert_allclose(relative[:, seen], 1.0, rtol=1e-5)
 
 
@@ -165,7 +170,7 @@ def test_cross_map_keys_of_two_particle_streams(configs):
     dc = configs["jet1_jet2_kin"]
     model, info = make_model(dc)
     inputs = synthetic_inputs(info, 6, generator=torch.Generator().manual_seed(3))
-    maps = attention_maps(model, dc, [inputs], k=K)
+    maps = attention_maps(model, [inputs], k=K)
     cross = maps["cross"]
     assert cross.key_labels == (["reg j1"] + [f"fj1 {r}" for r in range(1, K + 1)]
                                 + ["reg j2"] + [f"fj2 {r}" for r in range(1, K + 1)])
@@ -210,7 +215,7 @@ def test_gradcam_matches_captum_layer_gradcam(configs):
     # every pf token valid: captum averages over all positions, ours over valid ones
     inputs = synthetic_inputs(info, 5, num_tokens={"pf": 12}, min_valid=12, generator=torch.Generator().manual_seed(4))
     ours, _ = token_cam(model, inputs, target=0, method="gradcam")
-    blocks = model.encoders["pf"].blocks
+    blocks = model.stream_blocks("pf")
     wrapped = _ChannelsFirst(blocks[-1])
     blocks[-1] = wrapped
     try:
@@ -272,7 +277,7 @@ def test_outputs_finite_with_few_or_no_constituents(configs):
     dc = configs["jets_kin"]
     model, info = make_model(dc)
     inputs = two_jet_inputs(dc, info)  # includes (1, 2), (2, 0), (0, 3), (1, 1), (0, 0)
-    maps = attention_maps(model, dc, [inputs], k=K)
+    maps = attention_maps(model, [inputs], k=K)
     for m in maps.values():
         for array in (m.acc.sums, m.acc.counts, m.acc.rest_sums):
             assert np.isfinite(array).all()

@@ -1,14 +1,19 @@
 """The mass scan's parts: the parameterised network's mass input, pT-hat biased generation, paired
 comparisons and the study's evaluation on toy prediction files."""
 
+from pathlib import Path
+
 import numpy as np
+
 import pytest
 import torch
 
 from multiscale.preprocessing import mass_hypothesis
 from multiscale.study.compare import log_ratio, paired_difference
 from multiscale.synthetic import synthetic_inputs
-from multiscale.weaver_io import REPO_ROOT, build_model, load_data_config
+from multiscale.weaver_io import build_model, load_data_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 MASSES = [600, 800, 1000, 1500, 2000]
 

@@ -2,15 +2,19 @@
 chained cross-attention, empty jets, and ONNX export checked against onnxruntime."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
+
 import pytest
 import torch
 
 from multiscale.nn import recording_attention
 from multiscale.onnx_export import export_like_weaver, max_abs_difference, onnx_session
 from multiscale.synthetic import synthetic_inputs
-from multiscale.weaver_io import REPO_ROOT, build_model, load_data_config
+from multiscale.weaver_io import build_model, load_data_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 CONFIGS = {
     "jets_kin": ("cross", "concat"),

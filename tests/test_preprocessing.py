@@ -4,7 +4,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from multiscale.preprocessing import aligned_eta, aligned_phi, concat_jets, wrap_phi
+from multiscale.kinematics import wrap_phi
+from multiscale.preprocessing import aligned_eta, aligned_phi, concat_jets
 
 
 def reference_align(deta, dphi, pt):
@@ -83,3 +84,25 @@ def test_wrap_phi_range():
     wrapped = wrap_phi(values)
     assert np.all(wrapped >= -np.pi) and np.all(wrapped < np.pi)
     np.testing.assert_allclose(np.cos(wrapped), np.cos(values))
+
+
+def test_each_jet_is_aligned_once_through_weavers_new_variables(jets, monkeypatch):
+    """weaver evaluates the data config's aligned_eta and aligned_phi expressions one after the other
+    on the same arrays: the alignment runs once, and other arrays are never served the stale result."""
+    from weaver.utils.data.preprocess import _build_new_variables
+
+    from multiscale import preprocessing
+    from multiscale.weaver_io import register_custom_functions
+
+    calls = []
+    align = preprocessing._align
+    monkeypatch.setattr(preprocessing, "_align", lambda *a: calls.append(1) or align(*a))
+    register_custom_functions()
+    deta, dphi, pt = jets
+    table = ak.Array({"d": deta, "p": dphi, "pt": pt})  # weaver's table: a record array
+    _build_new_variables(table, {"x": "aligned_eta(d, p, pt)", "y": "aligned_phi(d, p, pt)"})
+    assert len(calls) == 1
+    reference = align(deta, dphi, pt)
+    assert ak.all(table["x"] == reference[0]) and ak.all(table["y"] == reference[1])
+    other = ak.Array([[0.1, -0.2], [0.3]]), ak.Array([[0.0, 0.1], [0.2]]), ak.Array([[2.0, 1.0], [1.0]])
+    assert ak.all(aligned_phi(*other) == align(*other)[1]) and len(calls) == 2

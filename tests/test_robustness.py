@@ -13,12 +13,14 @@ import uproot
 
 from multiscale import best_epoch
 from multiscale.check_inputs import needed_branches
-from multiscale.evaluation.cli import main as evaluate_main
+from multiscale.evaluation.cli import evaluate_main
 from multiscale.interpret import cli as interpret_cli
 from multiscale.interpret.data import EventSample
 from multiscale.synthetic import synthetic_inputs
-from multiscale.weaver_io import REPO_ROOT, CheckpointError, build_model, import_file, load_data_config, load_trained_model
+from multiscale.weaver_io import CheckpointError, build_model, import_file, load_data_config, load_trained_model
 from test_evaluate import hand_case  # a small prediction file
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = dict(jet_dim=16, jet_heads=2, jet_layers=1, obj_dim=16, obj_heads=2, obj_layers=1, cross_layers=1,
              mlp_dims=(16,), dropout=0.0)

@@ -5,14 +5,14 @@
 
 Files given the same --names entry are repeated trainings of one model (mean and +-1 std band).
 Writes roc.png, roc.pdf, scores.png, metrics.json and metrics.md to DIR. See docs/evaluation.md.
+
+The same command is installed as ``multiscale-evaluate``. The package comes from ``source env.sh``
+(an editable install), hence no sys.path edit here.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from multiscale.evaluation.cli import main  # noqa: E402
+from multiscale.evaluation.cli import evaluate_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(evaluate_main())

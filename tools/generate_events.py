@@ -2,14 +2,14 @@
 """Generate Pythia 8 events, cluster them with FastJet and write ntuples (see docs/generation.md).
 
     python tools/generate_events.py --process {hh4b,qcd,ttbar} --events N --outdir DIR [--seed S] [--jobs J] ...
+
+The same command is installed as ``multiscale-generate``. The package comes from ``source env.sh``
+(an editable install), hence no sys.path edit here.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from multiscale.generation.run import main  # noqa: E402
+from multiscale.generation.cli import generate_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(generate_main())

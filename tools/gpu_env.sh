@@ -1,5 +1,5 @@
 #!/bin/bash
-# Source me on a bare GPU machine (tools/benchmark_gpu.sh, tools/study_mass_scan_gpu.sh): installs the
+# Source me on a bare GPU machine (benchmarks/benchmark_gpu.sh, tools/study_mass_scan_gpu.sh): installs the
 # wheels in .whl/ into /tmp/site and points this project at the machine's own python3 (CUDA torch)
 # with them, instead of env.sh's venv. Wheels for Python 3.12, e.g.
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

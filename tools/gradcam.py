@@ -5,14 +5,14 @@
         --files 'datasets/hh4b/test/*.root' --outdir DIR [--events N] [--layer -1] [-o NAME VALUE ...]
 
 See docs/interpretability.md and `python tools/gradcam.py --help`.
+
+The same command is installed as ``multiscale-gradcam``. The package comes from ``source env.sh``
+(an editable install), hence no sys.path edit here.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from multiscale.interpret.cli import gradcam_main  # noqa: E402
+from multiscale.interpret.cli import gradcam_main
 
 if __name__ == "__main__":
     sys.exit(gradcam_main())

@@ -3,14 +3,14 @@
 as weights (multiscale/generation/truth_tagging.py explains how).
 
     python tools/truth_tag.py --mode test --outdir DIR FILES...
+
+The same command is installed as ``multiscale-truth-tag``. The package comes from ``source env.sh``
+(an editable install), hence no sys.path edit here.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from multiscale.generation.truth_tagging import main  # noqa: E402
+from multiscale.generation.cli import truth_tag_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(truth_tag_main())

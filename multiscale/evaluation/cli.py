@@ -1,4 +1,8 @@
-"""Command line of ``tools/evaluate.py`` (see its docstring and docs/evaluation.md)."""
+"""Command lines of ``tools/evaluate.py`` and ``tools/compare_predictions.py`` (see docs/evaluation.md).
+
+Conventions as in ``multiscale/cli_common.py``: ``<tool>_parser()``, ``<tool>_main(argv=None) -> int``,
+one-line errors.
+"""
 
 import argparse
 import os
@@ -7,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli_common import OneLineParser, fail
+from .compare import compare_files
 from .cutbased import CutBasedSelection
 from .io import EVERYTHING_ELSE, SCORE_ONLY, PredictionError, read_predictions
 from .metrics import MIN_BACKGROUND_EVENTS
@@ -14,14 +20,19 @@ from .plotting import plot_roc, plot_scores
 from .report import write_json, write_markdown
 from .summary import evaluate_models
 
+EVALUATE, COMPARE = "evaluate.py", "compare_predictions.py"
+
+# ---------------------------------------------------------------------------------------------
+# evaluate.py
+
 USAGE_EXAMPLE = """example:
   python tools/evaluate.py pred_cross_s1.root pred_cross_s2.root pred_concat_s1.root --outdir plots \\
       --names cross cross concat --lumi 3000 --mH 1000"""
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py",
+def evaluate_parser():
+    parser = OneLineParser(
+        prog=EVALUATE,
         description="Evaluate weaver prediction files: ROC, AUC, background rejection, S/sqrt(B), cut-based reference.",
         epilog=USAGE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -45,31 +56,27 @@ def parse_args(argv=None):
         help="cut-based: soft-drop mass window in GeV for both fat jets (default 90 150)")
     add("--cut-mjj", type=float, nargs=2, default=(0.8, 1.1), metavar=("LO", "HI"),
         help="cut-based: m_jj window in units of mH (default 0.8 1.1)")
-    return parser.parse_args(argv)
-
-
-def fail(message):
-    sys.exit(f"evaluate.py: error: {message}")
+    return parser
 
 
 def check_args(args):
     if args.names is not None and len(args.names) != len(args.predictions):
-        fail(f"--names has {len(args.names)} entries for {len(args.predictions)} prediction files; give one per file")
+        fail(EVALUATE, f"--names has {len(args.names)} entries for {len(args.predictions)} prediction files; give one per file")
     if args.lumi <= 0:
-        fail(f"--lumi must be positive, got {args.lumi:g}")
+        fail(EVALUATE, f"--lumi must be positive, got {args.lumi:g}")
     if args.mH <= 0:
-        fail(f"--mH must be positive, got {args.mH:g}")
+        fail(EVALUATE, f"--mH must be positive, got {args.mH:g}")
     if args.cut_sdmass[0] >= args.cut_sdmass[1] or args.cut_mjj[0] >= args.cut_mjj[1]:
-        fail("--cut-sdmass and --cut-mjj need LO < HI")
+        fail(EVALUATE, "--cut-sdmass and --cut-mjj need LO < HI")
 
 
 def check_outdir(outdir):
     """Stop with one line, before the evaluation runs, when --outdir cannot be created or written."""
     existing = next(p for p in (outdir, *outdir.parents) if p.exists())
     if not existing.is_dir():
-        fail(f"--outdir {outdir}: {existing} is a file, not a directory")
+        fail(EVALUATE, f"--outdir {outdir}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        fail(f"--outdir {outdir}: {existing} is not writable")
+        fail(EVALUATE, f"--outdir {outdir}: {existing} is not writable")
 
 
 def group_by_name(predictions, names):
@@ -92,8 +99,8 @@ def check_mass_point(models, mH):
                     return
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def evaluate_main(argv=None):
+    args = evaluate_parser().parse_args(argv)
     check_args(args)
     check_outdir(Path(args.outdir))
     names = args.names or [Path(p).stem for p in args.predictions]
@@ -108,7 +115,7 @@ def main(argv=None):
         evaluation = evaluate_models(models, selection, luminosity_fb=args.lumi,
                                      min_background_events=args.min_bkg_events)
     except PredictionError as err:
-        fail(str(err))
+        fail(EVALUATE, str(err))
 
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +131,37 @@ def main(argv=None):
 
     print(table)
     for figure, why in summary["skipped"].items():
-        print(f"evaluate.py: skipped {figure}: {why}", file=sys.stderr)
+        print(f"{EVALUATE}: skipped {figure}: {why}", file=sys.stderr)
     for path in [*roc_paths, outdir / "scores.png", outdir / "metrics.json", outdir / "metrics.md"]:
         print(f"wrote {path}")
+    return 0
 
+
+# ---------------------------------------------------------------------------------------------
+# compare_predictions.py
+
+
+def compare_parser():
+    parser = OneLineParser(
+        prog=COMPARE,
+        description="Compare two weaver prediction files event by event (e.g. PyTorch vs ONNX scores).",
+        epilog="example:\n  python tools/compare_predictions.py pred.root pred_onnx.root --tolerance 1e-4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("reference", help="weaver prediction file (ROOT)")
+    parser.add_argument("candidate", help="weaver prediction file of the same events")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest |score difference| accepted (default %(default)s)")
+    return parser
+
+
+def compare_main(argv=None):
+    args = compare_parser().parse_args(argv)
+    try:
+        comparison = compare_files(args.reference, args.candidate)
+    except PredictionError as err:
+        fail(COMPARE, str(err))
+    print(comparison.summary())
+    if not comparison.agrees(args.tolerance):
+        fail(COMPARE, f"predictions differ by more than {args.tolerance}")
+    return 0

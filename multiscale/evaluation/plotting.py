@@ -69,16 +69,23 @@ def plot_roc(curves, aucs, cut_based_points, paths, cut_based_definition=""):
                 ax.plot(eff_s, n_background, label=f"{label}: εS = {eff_s:.3f}, 1/εB > {n_background}", **style)
                 ax.annotate("", xy=(eff_s, n_background * 3), xytext=(eff_s, n_background),
                             arrowprops={"arrowstyle": "->", "color": "black", "lw": 2})
-        ax.set_yscale("log")
-        _headroom(ax, n_entries=len(ax.get_legend_handles_labels()[1]))
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("Signal efficiency $\\varepsilon_S$")
-        ax.set_ylabel("Background rejection $1/\\varepsilon_B$")
-        ax.legend(loc="upper right", fontsize="x-small")
-        if cut_based_definition:  # above the frame: inside it would collide with legend or curves
-            ax.set_title(f"cut-based: {cut_based_definition}", loc="left", fontsize="x-small")
+        # the title above the frame: inside it would collide with legend or curves
+        _finish_log_axes(ax, "Signal efficiency $\\varepsilon_S$", "Background rejection $1/\\varepsilon_B$",
+                         f"cut-based: {cut_based_definition}" if cut_based_definition else "")
         for path in paths:
             fig.savefig(path, bbox_inches="tight")
+
+
+def _finish_log_axes(ax, xlabel, ylabel, title):
+    """Log y with room for the legend, x in [0, 1], labels, legend, and a small title above the frame."""
+    ax.set_yscale("log")
+    _headroom(ax, n_entries=len(ax.get_legend_handles_labels()[1]))
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper right", fontsize="x-small")
+    if title:
+        ax.set_title(title, loc="left", fontsize="x-small")
 
 
 def plot_scores(scores, path, bins=40, note=""):
@@ -94,12 +101,5 @@ def plot_scores(scores, path, bins=40, note=""):
                 counts, _ = np.histogram(score[selected], bins=edges, weights=weights[selected], density=True)
                 mplhep.histplot(counts, edges, ax=ax, color=f"C{i}", linestyle=linestyle, linewidth=2,
                                 label=f"{name}: {kind}")
-        ax.set_yscale("log")
-        _headroom(ax, n_entries=len(ax.get_legend_handles_labels()[1]))
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("Signal score")
-        ax.set_ylabel("Events / bin width (unit area)")
-        ax.legend(loc="upper right", fontsize="x-small")
-        if note:
-            ax.set_title(note, loc="left", fontsize="x-small")
+        _finish_log_axes(ax, "Signal score", "Events / bin width (unit area)", note)
         fig.savefig(path, bbox_inches="tight")

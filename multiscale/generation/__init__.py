@@ -3,9 +3,10 @@
 Modules, one job each: ``pythia_setup`` (process cards), ``sources`` (built-in process, Les Houches
 or HepMC3 file -> batches of particles), ``event_record`` (Pythia batch -> flat arrays), ``clustering`` (FastJet, soft drop, N-subjettiness, subjets), ``btagging`` (hadron-cone
 labels, random tags), ``objects`` (the 9 event-object tokens), ``reconstruction`` (one batch ->
-ntuple columns), ``writer`` (ROOT + JSON output), ``run`` (event loop, parallel chunks, CLI).
+ntuple columns), ``writer`` (ROOT + JSON output), ``run`` (event loop, parallel chunks), ``truth_tagging``
+(b-tag configurations as weights), ``cli`` (command lines of tools/generate_events.py and truth_tag.py).
 """
 
-from .run import RunConfig, generate, main, parse_config
+from .run import RunConfig, generate
 
-__all__ = ["RunConfig", "generate", "main", "parse_config"]
+__all__ = ["RunConfig", "generate"]

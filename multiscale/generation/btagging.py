@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kinematics import delta_r, pseudorapidity
+from multiscale.kinematics import delta_r, pseudorapidity
 
 MATCH_DR = 0.3
 HADRON_PT_MIN = 5.0

@@ -12,7 +12,7 @@ import awkward as ak
 import fastjet
 import numpy as np
 
-from .kinematics import rapidity, wrap_phi
+from multiscale.kinematics import rapidity, wrap_phi
 
 # Reclustering a fat jet's constituents with this radius never merges with the beam: every
 # pairwise distance wins, as in FastJet contrib's Recluster and KT_Axes (JetDefinition::max_allowable_R).

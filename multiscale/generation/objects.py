@@ -8,7 +8,7 @@ so a padded token carries no information whatever the network does with it.
 import numpy as np
 
 from ..schema import OBJECT_FIELDS, OBJECT_SLOTS
-from .kinematics import momenta
+from multiscale.kinematics import momenta
 
 SLOT = {name: i for i, name in enumerate(OBJECT_SLOTS)}
 

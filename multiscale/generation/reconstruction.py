@@ -14,7 +14,7 @@ import numpy as np
 from ..schema import CONSTITUENT_FIELDS, FATJET_PREFIXES
 from .btagging import FLAVOUR_B, FLAVOUR_C, apply_tagging, jet_flavour, select_hadrons
 from .clustering import KtReclustering, cluster_inclusive, nsubjettiness, softdrop_mass
-from .kinematics import delta_r, momenta, pseudorapidity, wrap_phi
+from multiscale.kinematics import delta_r, momenta, pseudorapidity, wrap_phi
 from .objects import build_objects
 
 PARTICLE_ETA_MAX = 2.5  # tracker-like acceptance of the clustered particles

@@ -1,4 +1,4 @@
-"""Command line, event loop and parallel chunks of ``tools/generate_events.py``.
+"""Event loop and parallel chunks of ``tools/generate_events.py`` (its command line: ``cli.py``).
 
 A run of N accepted events is cut into chunks of at most ``--events-per-file`` events; chunk c
 becomes one file and is generated with seeds derived from (--seed, --events-per-file, c) only.
@@ -6,7 +6,6 @@ Chunks are therefore independent: ``--jobs`` runs them in parallel processes and
 not depend on it; a rerun keeps the chunks already written and generates the others (manifest.py).
 """
 
-import argparse
 import ctypes
 import importlib.metadata
 import math
@@ -15,7 +14,6 @@ import os
 import queue
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,12 +26,11 @@ from . import manifest
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
 from .event_record import ChargeTable
-from .pythia_setup import MAX_SEED, SQRT_S_GEV, GenerationError
+from .pythia_setup import MAX_SEED, GenerationError
 from .reconstruction import Selection, reconstruct
 from .sources import input_summary, inspect_inputs, open_source
 from .writer import remove_partial, write_json, write_root
 
-HIGGS_MASS = 125.0
 MIN_BATCH, MAX_BATCH = 20, 200  # Pythia events per nextBatch call
 
 
@@ -53,9 +50,9 @@ class RunConfig:
     fj1_ptmin: float = 450.0
     fj2_ptmin: float = 250.0
     fj_etamax: float = 2.0
-    btag_eff: float = 0.77
-    ctag_mistag: float = 0.15
-    light_mistag: float = 0.01
+    btag_eff: float = TagEfficiencies.b
+    ctag_mistag: float = TagEfficiencies.c
+    light_mistag: float = TagEfficiencies.light
     input_format: str = "pythia"  # "pythia" (built-in process), "lhe" or "hepmc" (one chunk per input file)
     inputs: tuple = ()
     no_btag_labels: bool = False
@@ -366,168 +363,3 @@ def _drain(progress_queue, progress, timeout):
             progress(*progress_queue.get_nowait())
     except queue.Empty:
         pass
-
-
-# ---------------------------------------------------------------------------------------------
-# command line
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """Bad input ends with a single ``prog: error: ...`` line (the usage stays behind --help)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def build_parser():
-    parser = _OneLineParser(
-        prog="generate_events.py",
-        description="Generate Pythia 8 events (pp, 14 TeV), cluster them with FastJet and write ntuples "
-        "following multiscale/schema.py.",
-    )
-    add = parser.add_argument
-    add("--process", required=True, choices=sorted(PROCESS_CODES),
-        help="physics process; with --lhe/--hepmc the label (and is_* branches) the events get")
-    add("--events", type=int, metavar="N", help="number of accepted (written) events (not with --lhe/--hepmc: "
-        "every event of the files is read)")
-    inputs = parser.add_mutually_exclusive_group()
-    inputs.add_argument("--lhe", nargs="+", metavar="FILE", help="Les Houches files (plain or gzipped) to shower and "
-                        "hadronise with Pythia, one output file each; beams and cross section from the files")
-    inputs.add_argument("--hepmc", nargs="+", metavar="FILE", help="showered HepMC3 files (ASCII, optionally "
-                        "compressed), one output file each; weights and cross section from the files")
-    add("--no-btag-labels", action="store_true",
-        help="--hepmc files without decayed hadrons in their record: label every jet light")
-    add("--outdir", required=True, help="output directory (created if missing)")
-    add("--seed", type=int, default=1, help="random seed of the run (default: 1)")
-    add("--jobs", type=int, default=1, help="parallel processes, one chunk each (default: 1)")
-    add("--events-per-file", type=int, default=10000, metavar="K", help="accepted events per file (default: 10000)")
-    add("--mH", type=float, default=1000.0, help="heavy scalar mass in GeV, hh4b only (default: 1000)")
-    add("--pthat-min", type=float, default=300.0, help="PhaseSpace:pTHatMin for qcd/ttbar in GeV (default: 300)")
-    add("--pthat-bias", type=float, default=0.0, metavar="POW",
-        help="qcd/ttbar: oversample high pT-hat by (pT-hat/pTHatMin)^POW, with compensating event weights "
-        "(PhaseSpace:bias2Selection; default: 0, unweighted)")
-    add("--max-constituents", type=int, default=128, help="constituents kept per fat jet (default: 128)")
-    add("--xsec-fb", type=float, default=None, help="cross section in fb for the weights (default: Pythia's sigmaGen)")
-    add("--fj1-ptmin", type=float, default=450.0, help="leading fat-jet pT cut in GeV (default: 450)")
-    add("--fj2-ptmin", type=float, default=250.0, help="subleading fat-jet pT cut in GeV (default: 250)")
-    add("--fj-etamax", type=float, default=2.0, help="fat-jet |eta| cut (default: 2.0)")
-    add("--btag-eff", type=float, default=0.77, help="b-jet tagging efficiency (default: 0.77)")
-    add("--ctag-mistag", type=float, default=0.15, help="c-jet mistag rate (default: 0.15)")
-    add("--light-mistag", type=float, default=0.01, help="light-jet mistag rate (default: 0.01)")
-    return parser
-
-
-def parse_config(argv=None):
-    """Parse and validate the command line into a ``RunConfig`` (exits with a one-line error)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    files = args.lhe or args.hepmc
-    args.input_format = "lhe" if args.lhe else "hepmc" if args.hepmc else "pythia"
-    args.inputs = tuple(str(Path(path).resolve()) for path in files or ())
-    del args.lhe, args.hepmc
-    if files:
-        if args.events is not None:
-            parser.error("--events does not apply to --lhe/--hepmc: every event of the files is read")
-        if args.pthat_bias:
-            parser.error("--pthat-bias applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
-        args.events = 0
-    elif args.events is None:
-        parser.error("--events is required (or --lhe / --hepmc files to read)")
-    elif args.events <= 0:
-        parser.error(f"--events must be positive, got {args.events}")
-    if args.events_per_file <= 0:
-        parser.error(f"--events-per-file must be positive, got {args.events_per_file}")
-    if args.jobs <= 0:
-        parser.error(f"--jobs must be positive, got {args.jobs}")
-    if args.seed < 0:
-        parser.error(f"--seed must be non-negative, got {args.seed}")
-    if args.max_constituents <= 0:
-        parser.error(f"--max-constituents must be positive, got {args.max_constituents}")
-    _check_physics(parser, args)
-    if not 0.0 <= args.pthat_bias <= 8.0:
-        parser.error(f"--pthat-bias must lie in [0, 8], got {args.pthat_bias}")
-    if args.pthat_bias > 0 and args.process not in ("qcd", "ttbar"):
-        parser.error(f"--pthat-bias applies to qcd and ttbar, not {args.process}")
-    if args.xsec_fb is not None and args.xsec_fb <= 0:
-        parser.error(f"--xsec-fb must be positive, got {args.xsec_fb}")
-    for name in ("btag_eff", "ctag_mistag", "light_mistag"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            parser.error(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
-    problem = _unwritable(args.outdir)
-    if problem:
-        parser.error(f"cannot write to --outdir {args.outdir}: {problem}")
-    return RunConfig(**vars(args))
-
-
-def _check_physics(parser, args):
-    """Refuse settings Pythia would fail on without saying why (before it is even started)."""
-    floats = ("mH", "pthat_min", "pthat_bias", "xsec_fb", "fj1_ptmin", "fj2_ptmin", "fj_etamax",
-              "btag_eff", "ctag_mistag", "light_mistag")
-    for name in floats:
-        value = getattr(args, name)
-        if value is not None and not math.isfinite(value):
-            parser.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
-    builtin = args.input_format == "pythia"  # input files bring their own process and energy
-    if builtin and args.process == "hh4b":
-        if args.mH <= 2 * HIGGS_MASS:
-            parser.error(f"--mH {args.mH:g} GeV is not above the hh threshold 2 x {HIGGS_MASS:g} GeV")
-        if args.mH >= SQRT_S_GEV:
-            parser.error(f"--mH {args.mH:g} GeV is beyond the collision energy sqrt(s) = {SQRT_S_GEV:g} GeV")
-    if builtin and args.process in ("qcd", "ttbar") and not 0 < args.pthat_min < SQRT_S_GEV / 2:
-        parser.error(f"--pthat-min must lie in (0, sqrt(s)/2 = {SQRT_S_GEV / 2:g}) GeV, got {args.pthat_min:g}")
-    for name in ("fj1_ptmin", "fj2_ptmin"):
-        if not 0 <= getattr(args, name) < SQRT_S_GEV / 2:
-            parser.error(f"--{name.replace('_', '-')} must lie in [0, {SQRT_S_GEV / 2:g}) GeV, got {getattr(args, name):g}")
-    if args.fj_etamax <= 0:
-        parser.error(f"--fj-etamax must be positive, got {args.fj_etamax:g}")
-
-
-def _unwritable(outdir):
-    """Why files cannot be created in ``outdir`` (None if they can)."""
-    try:
-        Path(outdir).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=outdir):
-            pass
-    except OSError as error:
-        return error.strerror or str(error)
-    return None
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same cleanup runs."""
-
-    signum = signal.SIGTERM
-
-
-def _raise_terminated(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup finish
-    raise _Terminated()
-
-
-def main(argv=None):
-    config = parse_config(argv)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    where = f"{manifest.run_name(config)} in {os.path.abspath(config.outdir)}"
-    try:
-        kept = kept_chunks(config)
-        if manifest.is_complete(config, kept):
-            print(f"{where}: complete: kept ({sum(s['n_accepted'] for s in kept.values())} events, {len(kept)} file(s))")
-            return 0
-        if kept:
-            print(f"{where}: {len(kept)} of {config.n_chunks} file(s) already written with these settings: kept")
-        summaries = generate(config)
-    except GenerationError as error:
-        sys.exit(f"generate_events.py: error: {error}")
-    except KeyboardInterrupt as interrupt:
-        print("generate_events.py: interrupted; complete files were kept, partial ones removed", file=sys.stderr)
-        return 128 + getattr(interrupt, "signum", signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    new = [s for s in summaries if s["chunk"] not in kept]
-    generated = sum(s["n_generated"] for s in new)
-    accepted = sum(s["n_accepted"] for s in new)
-    print(
-        f"wrote {accepted} {config.process} events ({generated} generated, acceptance {accepted / max(generated, 1):.3f}) "
-        f"in {len(new)} file(s) to {os.path.abspath(config.outdir)}; run complete: {manifest.manifest_path(config).name}"
-    )
-    return 0

@@ -31,8 +31,6 @@ The derived tags follow the generator (objects.py): a fat jet is tagged when bot
 are, the H candidate when both fat jets are; ``fj{1,2}_nbtag`` count tagged subjets.
 """
 
-import argparse
-import sys
 from itertools import product
 from pathlib import Path
 
@@ -41,7 +39,6 @@ import numpy as np
 import uproot
 
 from ..schema import OBJECT_SLOTS, TREE_NAME
-from .btagging import TagEfficiencies
 from .writer import JAGGED_GROUPS, write_root
 
 SUBJET_SLOTS = [OBJECT_SLOTS.index(name) for name in ("fj1_sj1", "fj1_sj2", "fj2_sj1", "fj2_sj2")]
@@ -152,28 +149,3 @@ def truth_tag_file(in_path, out_path, mode, efficiencies, seed):
     write_root(out_path, expanded)
     return len(columns["weight"]), len(expanded["weight"])
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="truth_tag.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="+", help="schema ROOT files (tools/generate_events.py output)")
-    parser.add_argument("--outdir", required=True, help="where the truth-tagged files go (same names)")
-    parser.add_argument("--mode", choices=MODES, required=True,
-                        help="test: one copy per tag class; train: unweighted events, one copy each")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--btag-eff", type=float, default=0.77)
-    parser.add_argument("--ctag-mistag", type=float, default=0.15)
-    parser.add_argument("--light-mistag", type=float, default=0.01)
-    args = parser.parse_args(argv)
-    efficiencies = TagEfficiencies(args.btag_eff, args.ctag_mistag, args.light_mistag)
-    outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    for path in args.files:
-        target = outdir / Path(path).name
-        if target.resolve() == Path(path).resolve():
-            sys.exit(f"truth_tag.py: error: {path}: --outdir must differ from the input's directory")
-        try:
-            n_in, n_out = truth_tag_file(path, target, args.mode, efficiencies, args.seed)
-        except (OSError, ValueError, KeyError) as err:
-            sys.exit(f"truth_tag.py: error: {err}")
-        print(f"{path}: {n_in} events -> {n_out} truth-tagged ({args.mode}) in {target}")
-    return 0

@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from multiscale.nn import recording_attention
-from multiscale.nn.streams import EVENT_STREAM
+from multiscale.nn.model import CROSS
 
-from .data import jet_feature_index
 from .layout import INVALID, REST, Layout, concat_layouts, event_layout, particle_layout
 
 
@@ -33,12 +32,11 @@ def record_attention(model, inputs):
     with recording_attention(model):
         encoded = model.encode(*inputs)
         logits = model.head(model.fuse(encoded))
-        self_weights = {name: [block.attn.last_weights for block in enc.blocks] for name, enc in model.encoders.items()}
-        cross_weights = [block.attn.last_weights for block in getattr(model, "cross_blocks", [])]
+        weights = {name: [layer.last_weights for layer in layers] for name, layers in model.attention_layers().items()}
     return {
         "valid": {name: valid for name, (_, valid) in encoded.items()},
-        "self": self_weights,
-        "cross": cross_weights,
+        "self": {name: w for name, w in weights.items() if name != CROSS},
+        "cross": weights.get(CROSS, []),
         "logits": logits,
     }
 
@@ -113,15 +111,12 @@ def _resolve_layer(layer, n_layers, what):
     return layer % n_layers
 
 
-def stream_layouts(model, data_config, valid, named_inputs, k) -> dict[str, Layout]:
-    layouts = {}
-    for stream in model.encoders:
-        if stream == EVENT_STREAM:
-            layouts[stream] = event_layout(valid[stream])
-        else:
-            layouts[stream] = particle_layout(stream, valid[stream], named_inputs[f"{stream}_features"],
-                                              jet_feature_index(data_config, stream), k)
-    return layouts
+def stream_layouts(model, valid, named_inputs, k) -> dict[str, Layout]:
+    return {
+        spec.name: event_layout(spec, valid[spec.name]) if spec.is_event_stream
+        else particle_layout(spec, valid[spec.name], named_inputs[f"{spec.name}_features"], k)
+        for spec in model.streams
+    }
 
 
 def _key_count(key_valid, relative):
@@ -132,7 +127,7 @@ def _key_count(key_valid, relative):
 
 
 @torch.no_grad()
-def attention_maps(model, data_config, batches, layer=-1, cross_layer=-1, k=20, relative=False):
+def attention_maps(model, batches, layer=-1, cross_layer=-1, k=20, relative=False):
     """Average the self-attention maps of block ``layer`` of every stream and the cross-attention
     map of cross block ``cross_layer`` over the events of ``batches`` (an iterable of input lists).
 
@@ -143,7 +138,7 @@ def attention_maps(model, data_config, batches, layer=-1, cross_layer=-1, k=20, 
     maps = {}
     for inputs in batches:
         rec = record_attention(model, inputs)
-        layouts = stream_layouts(model, data_config, rec["valid"], dict(zip(model.input_names, inputs)), k)
+        layouts = stream_layouts(model, rec["valid"], dict(zip(model.input_names, inputs)), k)
         for stream, weights in rec["self"].items():
             index = _resolve_layer(layer, len(weights), f"stream '{stream}'")
             w = weights[index]

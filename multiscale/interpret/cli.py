@@ -1,4 +1,8 @@
-"""Command lines of ``tools/attention_maps.py`` and ``tools/gradcam.py`` (see docs/interpretability.md)."""
+"""Command lines of ``tools/attention_maps.py`` and ``tools/gradcam.py`` (see docs/interpretability.md).
+
+Conventions as in ``multiscale/cli_common.py``: ``<tool>_parser()``, ``<tool>_main(argv=None) -> int``,
+one-line errors.
+"""
 
 import argparse
 import ast
@@ -8,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from multiscale.weaver_io import (DEFAULT_CUSTOM_FUNCTIONS, DEFAULT_NETWORK, CheckpointError, load_trained_model,
-                                  read_checkpoint)
+from multiscale.cli_common import OneLineParser
+from multiscale.weaver_io import CheckpointError, load_trained_model, read_checkpoint
 
 from .attention import attention_maps, maps_to_arrays
 from .data import CLASSES, load_events, signal_class_index
@@ -18,11 +22,11 @@ from .plots import plot_comparison, plot_gradcam, plot_heads
 
 
 def _common_parser(prog, description, example):
-    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=example,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog=prog, description=description, epilog=example,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("-c", "--data-config", required=True, help="weaver data config (YAML) the model was trained with")
-    add("-n", "--network-config", default=str(DEFAULT_NETWORK), help="weaver network config (default: %(default)s)")
+    add("-n", "--network-config", help="weaver network config file (default: the package's network, as networks/multiscale_cross.py)")
     add("-m", "--model", required=True, help="trained weights (weaver's *_state.pt)")
     add("--files", nargs="+", required=True, metavar="FILE", help="ROOT files or glob patterns (quote them)")
     add("--outdir", required=True, help="directory for the plots and the .npz (created)")
@@ -30,8 +34,8 @@ def _common_parser(prog, description, example):
     add("--layer", type=int, default=-1, help="self-attention block of each stream, python index (default %(default)s: last)")
     add("-o", "--network-option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
         help="network option as for weaver, value a python literal: -o fusion \"'cross'\"")
-    add("--custom-functions", default=str(DEFAULT_CUSTOM_FUNCTIONS),
-        help="weaver --custom-functions file used by the data config (default: %(default)s)")
+    add("--custom-functions", help="weaver --custom-functions file used by the data config "
+                                 "(default: the package's, as data/jet_functions.py; '' for none)")
     add("--signal-label", default="is_signal", help="label of the signal class in the data config (default %(default)s)")
     add("--batch-size", type=int, default=64, help="events per forward pass (default %(default)s)")
     add("--label", default="", help="text appended to the figure titles, e.g. 'demo model'")
@@ -48,7 +52,10 @@ def network_options(pairs):
     return options
 
 
-def _setup(args):
+def _setup(parser, argv):
+    """Parse the command line, read the events and load the model: (args, (data_config, samples,
+    model, outdir, label)); a bad input exits with one line."""
+    args = parser.parse_args(argv)
     try:
         read_checkpoint(args.model)  # a wrong --model fails now, not after reading the events
     except CheckpointError as err:
@@ -66,10 +73,10 @@ def _setup(args):
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     label = f" [{args.label}]" if args.label else ""
-    return data_config, samples, model, outdir, label
+    return args, (data_config, samples, model, outdir, label)
 
 
-def attention_main(argv=None):
+def attention_parser():
     parser = _common_parser(
         "attention_maps.py",
         "Self- and cross-attention maps of a trained model, averaged over signal and background events.",
@@ -84,14 +91,17 @@ def attention_main(argv=None):
     parser.add_argument("--relative", action="store_true",
                         help="show weight x number of valid keys (1 = uniform attention): removes the 1/n "
                              "multiplicity effect when signal and background are compared")
-    args = parser.parse_args(argv)
-    data_config, samples, model, outdir, label = _setup(args)
+    return parser
+
+
+def attention_main(argv=None):
+    args, (data_config, samples, model, outdir, label) = _setup(attention_parser(), argv)
     if args.relative:
         label = " (x valid keys)" + label
 
     maps_by_class = {}
     for cls, sample in samples.items():
-        maps_by_class[cls] = attention_maps(model, data_config, sample.batches(args.batch_size), args.layer,
+        maps_by_class[cls] = attention_maps(model, sample.batches(args.batch_size), args.layer,
                                             args.cross_layer, args.constituents, args.relative) if len(sample) else {}
     present = [cls for cls in CLASSES if maps_by_class[cls]]
     written = []
@@ -126,7 +136,7 @@ def attention_main(argv=None):
     return 0
 
 
-def gradcam_main(argv=None):
+def gradcam_parser():
     parser = _common_parser(
         "gradcam.py",
         "Grad-CAM of the signal logit on the last self-attention block of the jet stream, per constituent, "
@@ -146,8 +156,11 @@ def gradcam_main(argv=None):
     parser.add_argument("--coordinates", nargs=2, metavar=("ETA", "PHI"),
                         help="the constituents' (eta, phi) variables in <stream>_features (default: <stream>_eta "
                              "<stream>_phi, else ParT's part_deta part_dphi)")
-    args = parser.parse_args(argv)
-    data_config, samples, model, outdir, label = _setup(args)
+    return parser
+
+
+def gradcam_main(argv=None):
+    args, (data_config, samples, model, outdir, label) = _setup(gradcam_parser(), argv)
     target = signal_class_index(data_config, args.signal_label)
 
     hists, summaries = {}, {}
@@ -160,7 +173,7 @@ def gradcam_main(argv=None):
             except ValueError as err:
                 sys.exit(f"error: {err}")
     streams = particle_streams(model)
-    layer = args.layer % len(model.encoders[streams[0]].blocks)
+    layer = args.layer % len(model.stream_blocks(streams[0]))
     note = f" of stream{'s' if len(streams) > 1 else ''} {', '.join(streams)}"
     jets = sorted(next(iter(hists.values())).keys())
     written = [outdir / "gradcam.png"]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from multiscale.check_inputs import expand
-from multiscale.weaver_io import DEFAULT_CUSTOM_FUNCTIONS, load_data_config
+from multiscale.weaver_io import load_data_config
 
 CLASSES = ("signal", "background")
 
@@ -57,13 +57,7 @@ def feature_index(data_config, group, variable):
     return names.index(variable) if variable in names else None
 
 
-def jet_feature_index(data_config, stream):
-    """Position of the feature that marks the second fat jet's constituents in a two-jet particle
-    stream (``pf_isfj2``), or None for a one-jet stream."""
-    return feature_index(data_config, f"{stream}_features", f"{stream}_isfj2")
-
-
-def load_events(data_config_path, files, events_per_class, custom_functions=DEFAULT_CUSTOM_FUNCTIONS,
+def load_events(data_config_path, files, events_per_class, custom_functions=None,
                 signal_label="is_signal", read_batch=512):
     """Read up to ``events_per_class`` signal and background events (in file order).
 

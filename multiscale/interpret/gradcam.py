@@ -19,9 +19,7 @@ against ``LayerGradCam`` on a channels-first view of the same layer.
 import numpy as np
 import torch
 
-from multiscale.nn.streams import EVENT_STREAM
-
-from .data import feature_index, jet_feature_index
+from .data import feature_index
 from .layout import constituent_jets
 
 METHODS = ("gradcam", "hirescam")
@@ -42,7 +40,7 @@ def cam_from(acts, grads, valid, method="gradcam"):
 
 
 def particle_streams(model):
-    return [name for name in model.encoders if name != EVENT_STREAM]
+    return [spec.name for spec in model.streams if not spec.is_event_stream]
 
 
 def token_cam(model, inputs, target, layer=-1, streams=None, method="gradcam"):
@@ -58,7 +56,7 @@ def token_cam(model, inputs, target, layer=-1, streams=None, method="gradcam"):
         raise ValueError("the model has no particle stream (pf_*, j1_*, ...): nothing to project into (eta, phi)")
     acts, hooks = {}, []
     for stream in streams:
-        blocks = model.encoders[stream].blocks
+        blocks = model.stream_blocks(stream)
         if not -len(blocks) <= layer < len(blocks):
             raise ValueError(f"layer {layer} out of range: stream '{stream}' has {len(blocks)} blocks")
 
@@ -135,7 +133,7 @@ def gradcam_histograms(model, data_config, batches, target, layer=-1, method="gr
         raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
     streams = particle_streams(model)
     coords = {s: _coordinate_indices(data_config, s, coordinates) for s in streams}
-    jet_index = {s: jet_feature_index(data_config, s) for s in streams}
+    specs = {spec.name: spec for spec in model.streams}
     hists, register_share, scores, events = {}, [], [], 0
     for inputs in batches:
         named = dict(zip(model.input_names, inputs))
@@ -157,7 +155,7 @@ def gradcam_histograms(model, data_config, batches, target, layer=-1, method="gr
             eta = features[:, coords[stream][0], :n_tokens]
             phi = features[:, coords[stream][1], :n_tokens]
             values = cam[:, 1:] * scale[:, None]
-            names, jet_id = constituent_jets(stream, features, jet_index[stream], n_tokens)
+            names, jet_id = constituent_jets(specs[stream], features, n_tokens)
             for j, jet in enumerate(names):
                 select = valid[:, 1:] & (jet_id == j)
                 hist = hists.setdefault(jet, CamHistogram(bins, extent))

@@ -3,11 +3,11 @@
 Tokens are those of ``StreamEncoder``: index 0 is the stream's learned register token, index
 i + 1 the i-th input token. A map shows
 
-- the event-object stream ``ev``: ``reg`` and the 9 object slots of ``schema.OBJECT_SLOTS``;
+- the event-object stream: ``reg`` and its object slots (``StreamSpec.token_names``);
 - a particle stream: ``reg``, then the leading ``k`` constituents of each fat jet by pT rank
-  (constituents are stored pT-ordered per jet). The ``pf`` stream holds both jets (fj1's
-  constituents, then fj2's); its ``pf_isfj2`` feature tells them apart, so rank r of fj2 is the
-  r-th constituent of fj2 whatever the number of fj1 constituents. ``j1`` / ``j2`` hold one jet each.
+  (constituents are stored pT-ordered per jet). A two-jet stream (``pf``) holds fj1's
+  constituents, then fj2's; the feature ``StreamSpec.second_jet_feature`` tells them apart, so
+  rank r of fj2 is the r-th constituent of fj2 whatever the number of fj1 constituents.
 
 Per event, ``slots`` (N, T) gives each token its map index, ``REST`` for a valid token beyond
 rank ``k`` (its attention is kept apart as the "rest" mass) and ``INVALID`` for padding.
@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from multiscale.schema import OBJECT_SLOTS
+from multiscale.nn import StreamSpec
 
 REST = -1
 INVALID = -2
-JET_OF_STREAM = {"j1": "fj1", "j2": "fj2"}
 
 
 @dataclass
@@ -35,35 +34,32 @@ class Layout:
         return len(self.labels)
 
 
-def event_layout(valid):
+def event_layout(spec: StreamSpec, valid):
     """Layout of the event-object stream; valid: (N, 1 + P) bool (register included)."""
     n_objects = valid.shape[1] - 1
-    names = list(OBJECT_SLOTS) if n_objects == len(OBJECT_SLOTS) else [f"obj{i + 1}" for i in range(n_objects)]
+    names = list(spec.token_names)
     slots = torch.arange(valid.shape[1]).expand_as(valid).clone()
     slots[~valid] = INVALID
     return Layout(["reg"] + names, [("reg", 0, 1), ("objects", 1, 1 + n_objects)], slots)
 
 
-def constituent_jets(stream, features, jet_feature_index, n_tokens):
+def constituent_jets(spec: StreamSpec, features, n_tokens):
     """The fat jet of each constituent token: (jet names, (N, n_tokens) long index into them).
-
-    A two-jet stream (``pf``) tells fj2's constituents by its 'is second jet' feature
-    (``jet_feature_index``); a one-jet stream (``j1``, ``j2``) has None there."""
-    if jet_feature_index is not None:
-        return ["fj1", "fj2"], (features[:, jet_feature_index, :n_tokens] > 0.5).long()
-    return [JET_OF_STREAM.get(stream, stream)], torch.zeros(features.shape[0], n_tokens, dtype=torch.long)
+    A two-jet stream tells fj2's constituents by its ``second_jet_feature``."""
+    if spec.second_jet_feature is not None:
+        return list(spec.jets), (features[:, spec.second_jet_feature, :n_tokens] > 0.5).long()
+    return list(spec.jets), torch.zeros(features.shape[0], n_tokens, dtype=torch.long)
 
 
-def particle_layout(stream, valid, features, jet_feature_index, k):
+def particle_layout(spec: StreamSpec, valid, features, k):
     """Layout of a particle stream.
 
     valid: (N, 1 + P) bool; features: (N, C, P') input features (P' >= P, the model may truncate);
-    jet_feature_index: index of the 'is second jet' feature in ``features`` or None; k: leading
-    constituents shown per jet.
+    k: leading constituents shown per jet.
     """
     n_tokens = valid.shape[1] - 1
     constituents_valid = valid[:, 1:]
-    jets, jet_id = constituent_jets(stream, features, jet_feature_index, n_tokens)
+    jets, jet_id = constituent_jets(spec, features, n_tokens)
     slots = torch.full(valid.shape, INVALID, dtype=torch.long)
     slots[:, 0] = 0
     token_slots = slots[:, 1:]

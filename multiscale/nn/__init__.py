@@ -1,10 +1,9 @@
 """Building blocks and the multi-scale model (see ``model.MultiScaleTransformer``)."""
 
-from .allocator import tune_malloc
 from .attention import MultiHeadAttention, recording_attention
 from .blocks import CrossAttentionBlock, SelfAttentionBlock
+from .config import PRESETS, NetworkConfig, resolve
 from .model import MultiScaleTransformer
-from .presets import PRESETS
 from .streams import StreamEncoder, StreamSpec, discover_streams
 
 __all__ = [
@@ -16,8 +15,7 @@ __all__ = [
     "StreamSpec",
     "discover_streams",
     "MultiScaleTransformer",
+    "NetworkConfig",
     "PRESETS",
-    "tune_malloc",
+    "resolve",
 ]
-
-tune_malloc()  # see allocator.py: CPU training steps page-faulted their buffers in again and again

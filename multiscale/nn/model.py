@@ -15,18 +15,19 @@ The pooled vector goes through an MLP head that returns logits (softmax only for
 import torch
 import torch.nn as nn
 
-from .attention import key_padding_bias
-from .blocks import CrossAttentionBlock, Dropout
-from .layernorm import replace_layer_norms
+from .attention import MultiHeadAttention, key_padding_bias
+from .blocks import CrossAttentionBlock
+from .config import NetworkConfig
+from .cpu_kernels import use_cpu_kernels
 from .streams import StreamEncoder, StreamSpec, ignored_inputs, masked_mean
 
-FUSIONS = ("cross", "concat")
+CROSS = "cross"  # the key of the cross-attention layers in attention_layers()
 
 
 def mlp_head(in_dim: int, hidden: tuple[int, ...], num_classes: int, dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.GELU(), Dropout(dropout)]
+        layers += [nn.Linear(in_dim, width), nn.GELU(), nn.Dropout(dropout)]
         in_dim = width
     layers.append(nn.Linear(in_dim, num_classes))
     return nn.Sequential(*layers)
@@ -38,64 +39,63 @@ class MultiScaleTransformer(nn.Module):
         streams: list[StreamSpec],
         input_names: tuple[str, ...],
         num_classes: int,
-        fusion: str = "cross",
-        jet_dim: int = 64,
-        jet_heads: int = 8,
-        jet_layers: int = 3,
-        obj_dim: int = 64,
-        obj_heads: int = 8,
-        obj_layers: int = 2,
-        cross_layers: int = 2,
-        cross_heads: int | None = None,
-        mlp_dims: tuple[int, ...] = (128, 64),
-        ffn_ratio: float = 4.0,
-        dropout: float = 0.1,
-        pair_bias: bool = True,
-        jet_max_tokens: int | None = None,
-        jet_max_features: int | None = None,
-        obj_max_features: int | None = None,
+        config: NetworkConfig = NetworkConfig(),
         for_inference: bool = False,
     ):
         super().__init__()
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        c = self.config = config
         self.input_names = tuple(input_names)
-        self.stream_names = tuple(s.name for s in streams)
+        self.streams = tuple(streams)
         self.for_inference = for_inference
         event_streams = [s for s in streams if s.is_event_stream]
         particle_streams = [s for s in streams if not s.is_event_stream]
-        if len(streams) > 1 and fusion == "cross" and not (event_streams and particle_streams):
+        if len(streams) > 1 and c.fusion == "cross" and not (event_streams and particle_streams):
             raise ValueError("fusion 'cross' needs an event-object stream (ev_*) and at least one particle stream")
-        self.fusion = fusion if len(streams) > 1 else "single"
+        self.fusion = c.fusion if len(streams) > 1 else "single"
 
         encoders = {}
         for spec in particle_streams:
             encoders[spec.name] = StreamEncoder(
-                spec, jet_dim, jet_heads, jet_layers, ffn_ratio, dropout,
-                pair_bias=pair_bias and spec.has_vectors,
-                max_tokens=jet_max_tokens, max_features=jet_max_features, for_onnx=for_inference,
+                spec, c.jet_dim, c.jet_heads, c.jet_layers, c.ffn_ratio, c.dropout,
+                pair_bias=c.pair_bias and spec.has_vectors,
+                max_tokens=c.jet_max_tokens, max_features=c.jet_max_features, for_onnx=for_inference,
             )
         for spec in event_streams:
             encoders[spec.name] = StreamEncoder(
-                spec, obj_dim, obj_heads, obj_layers, ffn_ratio, dropout,
-                max_features=obj_max_features, for_onnx=for_inference,
+                spec, c.obj_dim, c.obj_heads, c.obj_layers, c.ffn_ratio, c.dropout,
+                max_features=c.obj_max_features, for_onnx=for_inference,
             )
         self.encoders = nn.ModuleDict(encoders)
-        width = {s.name: (obj_dim if s.is_event_stream else jet_dim) for s in streams}
+        width = {s.name: (c.obj_dim if s.is_event_stream else c.jet_dim) for s in streams}
 
         self.query_stream = event_streams[0].name if event_streams else None
         self.key_streams = tuple(s.name for s in particle_streams)
         if self.fusion == "cross":
             self.cross_blocks = nn.ModuleList(
-                CrossAttentionBlock(obj_dim, jet_dim, cross_heads or obj_heads, ffn_ratio, dropout)
-                for _ in range(cross_layers)
+                CrossAttentionBlock(c.obj_dim, c.jet_dim, c.cross_heads or c.obj_heads, c.ffn_ratio, c.dropout)
+                for _ in range(c.cross_layers)
             )
-            self.cross_norm = nn.LayerNorm(obj_dim)
-            pooled_dim = obj_dim
+            self.cross_norm = nn.LayerNorm(c.obj_dim)
+            pooled_dim = c.obj_dim
         else:
             pooled_dim = sum(width.values())
-        self.head = mlp_head(pooled_dim, tuple(mlp_dims), num_classes, dropout)
-        replace_layer_norms(self)  # all of them, weaver's Embed included: see layernorm.py
+        self.head = mlp_head(pooled_dim, c.mlp_dims, num_classes, c.dropout)
+        if c.cpu_kernels:
+            use_cpu_kernels(self)
+
+    # --- what the interpretability tools read: blocks and attention layers by stream, no internals
+
+    def stream_blocks(self, stream: str) -> nn.ModuleList:
+        """The self-attention blocks of ``stream``, in order; each returns the tokens (N, 1 + P, D)."""
+        return self.encoders[stream].blocks
+
+    def attention_layers(self) -> dict[str, list[MultiHeadAttention]]:
+        """{stream: its self-attention layers, "cross": the cross-attention layers (if any)}, in order.
+        Inside ``recording_attention(model)`` each layer keeps its weights in ``last_weights``."""
+        layers = {name: [block.attn for block in encoder.blocks] for name, encoder in self.encoders.items()}
+        if self.fusion == "cross":
+            layers[CROSS] = [block.attn for block in self.cross_blocks]
+        return layers
 
     def unused_inputs(self, variables: dict[str, list[str]] | None = None) -> list[str]:
         """One message per stream whose features or tokens the options leave out (jet_max_features,

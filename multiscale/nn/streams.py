@@ -3,7 +3,9 @@
 A stream is a group of weaver inputs sharing a prefix: ``<prefix>_features`` (N, C, P),
 ``<prefix>_mask`` (N, 1, P) and optionally ``<prefix>_vectors`` (N, 4, P) as (px, py, pz, E).
 ``ev`` is the event-object stream (the global scale); every other prefix (``pf``, ``j1``, ``j2``)
-is a particle stream (the local scale).
+is a particle stream (the local scale). What each token of a stream is (which fat jet, which
+object slot) is declared here too, in ``StreamSpec``, and read by the interpretability tools from
+``model.streams``: a new stream needs no change there.
 """
 
 from dataclasses import dataclass
@@ -13,10 +15,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from weaver.nn.model.ParticleTransformer import Embed, PairEmbed
 
+from multiscale.schema import OBJECT_SLOTS
+
 from .attention import key_padding_bias
 from .blocks import SelfAttentionBlock
 
+# stream roles: the event-object stream, whose tokens are the schema's object slots...
 EVENT_STREAM = "ev"
+# ...particle streams holding one fat jet's constituents...
+ONE_JET_STREAMS = {"j1": "fj1", "j2": "fj2"}
+# ...and any other particle stream: both jets, fj2's constituents marked by <stream>_isfj2 = 1
+SECOND_JET_FEATURE = "isfj2"
 _KINDS = ("features", "vectors", "mask")
 # ParticleNet's coordinates in ParT-style data configs (pf_points): this network takes the angles
 # from the features and the pair bias from the vectors, so the group is accepted and left unused
@@ -34,14 +43,36 @@ class StreamSpec:
     num_features: int
     num_tokens: int
     has_vectors: bool
+    # particle streams: the fat jets whose constituents the tokens are, and the index of the
+    # feature that is 1 on the second jet's constituents (two-jet streams; None otherwise)
+    jets: tuple[str, ...] = ()
+    second_jet_feature: int | None = None
 
     @property
     def is_event_stream(self) -> bool:
         return self.name == EVENT_STREAM
 
+    @property
+    def token_names(self) -> tuple[str, ...]:
+        """Names of the event-object tokens: the schema's slots, or obj1..objN for another object list."""
+        if len(OBJECT_SLOTS) == self.num_tokens:
+            return OBJECT_SLOTS
+        return tuple(f"obj{i + 1}" for i in range(self.num_tokens))
 
-def discover_streams(input_names, input_shapes) -> list[StreamSpec]:
-    """Group weaver inputs ``<prefix>_{features,vectors,mask}`` into streams, in config order."""
+
+def stream_roles(name: str, features: list[str]) -> dict:
+    """The ``jets`` and ``second_jet_feature`` of a stream, from its name and feature names."""
+    if name == EVENT_STREAM:
+        return {}
+    marker = f"{name}_{SECOND_JET_FEATURE}"
+    if marker in features:
+        return {"jets": ("fj1", "fj2"), "second_jet_feature": features.index(marker)}
+    return {"jets": (ONE_JET_STREAMS.get(name, name),)}
+
+
+def discover_streams(input_names, input_shapes, input_dicts=None) -> list[StreamSpec]:
+    """Group weaver inputs ``<prefix>_{features,vectors,mask}`` into streams, in config order;
+    ``input_dicts`` (the data config's variable names per group) gives the streams their roles."""
     groups: dict[str, dict[str, tuple]] = {}
     for name in input_names:
         prefix, _, kind = name.rpartition("_")
@@ -63,7 +94,9 @@ def discover_streams(input_names, input_shapes) -> list[StreamSpec]:
         lengths = {shape[2] for shape in parts.values()}
         if len(lengths) != 1:
             raise ValueError(f"input groups of stream '{prefix}' have different lengths {sorted(lengths)}")
-        streams.append(StreamSpec(prefix, parts["features"][1], parts["features"][2], "vectors" in parts))
+        features = list((input_dicts or {}).get(f"{prefix}_features", ()))
+        streams.append(StreamSpec(prefix, parts["features"][1], parts["features"][2], "vectors" in parts,
+                                  **stream_roles(prefix, features)))
     return streams
 
 

@@ -1,6 +1,6 @@
 """weaver's training command with the time each step waits for its batch recorded.
 
-    python -m multiscale.benchmark.weaver_timed WEAVER_TRAIN_ARGS...
+    python -m benchmarks.weaver_timed WEAVER_TRAIN_ARGS...     # in the repository root
 
 runs ``weaver.train.main()`` unchanged, except that the progress bar weaver wraps around each data
 loader (``tqdm.tqdm(loader)`` in ``weaver.utils.nn.tools``) also times every ``next()`` on the

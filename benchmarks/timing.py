@@ -9,9 +9,8 @@ import time
 from contextlib import contextmanager
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
-
-from multiscale.nn.attention import attention_kernel
 
 
 def _sync(device):
@@ -35,10 +34,10 @@ def median_time(fn, repeats, warmup=2, device="cpu"):
 
 def forward_flops(model, inputs):
     """FLOPs of one forward pass counted by torch.utils.flop_counter: matrix products, attention
-    included (counted on the bmm kernel: the counter has no formula for the CPU flash kernel);
-    normalisation, activations and softmax are not counted."""
+    included (counted on SDPA's math backend, two batched matrix products: the counter has no
+    formula for the CPU flash kernel); normalisation, activations and softmax are not counted."""
     model.eval()
-    with attention_kernel("bmm"), FlopCounterMode(display=False) as counter, torch.no_grad():
+    with sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as counter, torch.no_grad():
         model(*inputs)
     return counter.get_total_flops()
 

@@ -1,4 +1,5 @@
-"""Four-vector helpers on numpy arrays (px, py, pz, E), built on ``vector``."""
+"""Kinematic helpers shared by the generator and the on-the-fly preprocessing: azimuthal
+wrapping, (pseudo)rapidity, Delta R, and four-vectors (px, py, pz, E) built on ``vector``."""
 
 import numpy as np
 import vector
@@ -12,9 +13,7 @@ def momenta(px, py, pz, energy):
 def wrap_phi(dphi):
     """Wrap angles into [-pi, pi) (numpy or awkward arrays)."""
     wrapped = (dphi + np.pi) % (2 * np.pi) - np.pi
-    if isinstance(wrapped, np.ndarray):
-        wrapped[wrapped >= np.pi] -= 2 * np.pi  # x % 2pi can round up to 2pi for tiny negative x
-    return wrapped
+    return np.where(wrapped >= np.pi, wrapped - 2 * np.pi, wrapped)  # x % 2pi can round up to 2pi for tiny negative x
 
 
 def pseudorapidity(px, py, pz):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time the original TensorFlow package's model_1 demo on this machine, so that its training speed
 and ours are measured side by side (docs/performance.md).
 
@@ -15,10 +14,11 @@ loop as written (``--loop-steps``, 1600 steps = its demo's 80k training events):
 appends the loss and accuracy to Python lists, feeds the whole lists to the epoch metrics and prints
 a progress line, a cost that grows along the epoch.
 
-Needs TensorFlow, which the project does not install:
+Needs TensorFlow, which the project does not install, and nothing of the project; in the
+repository root:
 
     python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu==2.21.0
-    /tmp/tfenv/bin/python tools/reference/original_tf_model1.py --rounds 5
+    /tmp/tfenv/bin/python -m benchmarks.reference.original_tf_model1 --rounds 5
 """
 
 import argparse
@@ -76,7 +76,8 @@ def original_loop(train_step, steps, rng):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reference.original_tf_model1",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=100, help="train steps per round (default %(default)s)")
     parser.add_argument("--loop-steps", type=int, default=0,

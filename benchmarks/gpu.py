@@ -293,12 +293,10 @@ def profile_training(name="cross", batch=512, device="cuda", precision="bf16", s
 
 
 def attention_backends(name="cross", batches=(512, 1024), device="cuda", precision="bf16", repeats=10):
-    """Eager training events/s with each attention implementation forced: SDPA's cuDNN, memory-
-    efficient and math backends, and this project's bmm kernel (three batched GEMMs, written for
-    the CPU). Flash attention takes no mask, so it is not among them."""
+    """Eager training events/s with each SDPA backend forced: cuDNN, memory-efficient and math.
+    Flash attention takes no mask, so it is not among them. (The CPU training kernel of the
+    network option ``cpu_kernels`` does not run on a GPU.)"""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    from multiscale.nn.attention import attention_kernel
 
     backends = {"cudnn": SDPBackend.CUDNN_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
                 "math": SDPBackend.MATH}
@@ -314,12 +312,6 @@ def attention_backends(name="cross", batches=(512, 1024), device="cuda", precisi
                                                                     PRECISIONS[precision])
             except Exception as err:  # a backend refusing these shapes
                 row[f"{label}_error"] = f"{type(err).__name__}: {err}"[:300]
-        try:  # its hand-written backward is for the CPU in fp32: it fails under autocast
-            with attention_kernel("bmm"):
-                row["bmm_events_per_s"] = train_throughput(model, inputs, repeats, "adamw_fused", device,
-                                                           PRECISIONS[precision])
-        except Exception as err:
-            row["bmm_error"] = f"{type(err).__name__}: {err}"[:300]
         rows.append(row)
         del model, inputs
     return rows

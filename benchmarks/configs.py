@@ -5,7 +5,9 @@ from types import SimpleNamespace
 import torch
 
 from multiscale.synthetic import synthetic_inputs
-from multiscale.weaver_io import REPO_ROOT, build_model, load_data_config
+from multiscale.weaver_io import build_model, load_data_config
+
+from . import REPO_ROOT
 
 # The original TensorFlow package's model_1 demo (its input.py): one stream of 50 tokens x 7
 # features, 5 heads, 3 layers, token MLP 64 wide, head MLP 128-64, dropout 0.2, batch 50, Adam.
@@ -26,7 +28,7 @@ CONFIGS = {
     "cross_paper": ("jets_kin.yaml", {"fusion": "cross", "preset": "paper"}),
     "matched": (None, MATCHED_OPTIONS),
 }
-# measured on request only (not in tools/benchmark.py's default list): cross with the ParT pairwise
+# measured on request only (not in the default list of python -m benchmarks): cross with the ParT pairwise
 # bias over the constituent pairs (``-o pair_bias True``), ~5x slower on CPU; the GPU figures use it
 EXTRA_CONFIGS = {
     "cross_pair": ("jets_kin.yaml", {"fusion": "cross", "pair_bias": True}),

@@ -17,8 +17,7 @@ import sys
 import tempfile
 import time
 
-from multiscale.weaver_io import REPO_ROOT
-
+from . import REPO_ROOT
 from .configs import MATCHED_BATCH, MATCHED_OPTIONS, build_from, inputs_for
 from .timing import train_throughput
 
@@ -69,7 +68,7 @@ def weaver_throughput(train_globs, data_config="data/jets.yaml", batch=50, steps
     """
     network_options = [x for name, value in options.items() for x in ("-o", name, repr(value))]
     optimizer_args = [x for name, value in optimizer_options for x in ("-p", name, repr(value))]
-    module = "multiscale.benchmark.weaver_timed" if timed else "weaver.train"
+    module = "benchmarks.weaver_timed" if timed else "weaver.train"  # benchmarks/: found in the cwd, REPO_ROOT
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "train.log")
         timing = os.path.join(tmp, "timing.jsonl")

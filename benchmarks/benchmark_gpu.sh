@@ -1,7 +1,7 @@
 #!/bin/bash
 # The GPU benchmark of docs/performance.md ("GPU"), made to run on a bare GPU machine in one go:
 #
-#   bash tools/benchmark_gpu.sh [more tools/benchmark.py options]
+#   bash benchmarks/benchmark_gpu.sh [more options of python -m benchmarks]
 #
 # writes $OUT/benchmark_gpu.json (the figures, docs/benchmark_gpu.json), $OUT/benchmark_gpu.log
 # and the profiler tables $OUT/profile_{eager,compiled}.txt ($OUT defaults to /tmp/benchmark_gpu).
@@ -22,7 +22,7 @@ mkdir -p "$OUT"
 source tools/gpu_env.sh || exit 1
 data=${GPU_BENCH_DATA:-datasets/gpu_bench}
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv || true
-python3 tools/benchmark.py --gpu --weaver-data "sig:$data/hh4b_*.root" "bkg:$data/qcd_*.root" --weaver-steps 20 \
+python3 -m benchmarks --gpu --weaver-data "sig:$data/hh4b_*.root" "bkg:$data/qcd_*.root" --weaver-steps 20 \
     --compile-budget 100 --weaver-budget 70 --out "$OUT/benchmark_gpu.json" "$@" 2>&1 | tee "$OUT/benchmark_gpu.log"
 status=$?
 python3 - "$OUT" <<'EOF' || true

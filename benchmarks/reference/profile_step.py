@@ -1,26 +1,21 @@
-#!/usr/bin/env python3
 """Where the time of one CPU training step of a configuration goes: wall time of every ATen
 kernel (a TorchDispatchMode timer below autograd), summed per operator over 50 steps.
 
-    python tools/reference/profile_step.py [--config matched] [--batch 50] [--top 25]
+    python -m benchmarks.reference.profile_step [--config matched] [--batch 50] [--top 25]   # in the repository root
 
 The timer adds its own Python overhead per call, so the instrumented step is slower than a plain
 one; both are printed. Kernel times include the waits of their parallel regions.
 """
 
 import argparse
-import sys
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-import torch  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-
-from multiscale.benchmark import configs  # noqa: E402
-from multiscale.benchmark.timing import training_step  # noqa: E402
+from .. import configs
+from ..timing import training_step
 
 
 class KernelTimer(TorchDispatchMode):
@@ -37,7 +32,8 @@ class KernelTimer(TorchDispatchMode):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reference.profile_step",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="matched", choices=list(configs.CONFIGS))
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--steps", type=int, default=50)

@@ -4,7 +4,7 @@
 # both see the same machine load.
 #
 #   python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu==2.21.0
-#   source env.sh && TF_PYTHON=/tmp/tfenv/bin/python tools/reference/compare_original.sh docs/benchmark_vs_original.json
+#   source env.sh && TF_PYTHON=/tmp/tfenv/bin/python benchmarks/reference/compare_original.sh docs/benchmark_vs_original.json
 #
 # env: TF_PYTHON (a python with TensorFlow; default /tmp/tfenv/bin/python), PAIRS (default 3),
 #      LOOP_STEPS (steps of the original loop as written, timed in the first pair; default 1600).
@@ -18,11 +18,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 original() {
     echo "pair $i/$PAIRS: original (TensorFlow)" >&2
-    "$TF_PYTHON" tools/reference/original_tf_model1.py --rounds 5 --loop-steps "$loop" --out "$tmp/tf_$i.json" >/dev/null 2>&1
+    "$TF_PYTHON" -m benchmarks.reference.original_tf_model1 --rounds 5 --loop-steps "$loop" --out "$tmp/tf_$i.json" >/dev/null 2>&1
 }
 ours() {
     echo "pair $i/$PAIRS: this project (matched configuration)" >&2
-    python tools/benchmark.py --matched-only --rounds 5 --out "$tmp/ours_$i.json" >/dev/null 2>&1
+    python -m benchmarks --matched-only --rounds 5 --out "$tmp/ours_$i.json" >/dev/null 2>&1
 }
 for i in $(seq "$PAIRS"); do
     loop=0; ((i == 1)) && loop=${LOOP_STEPS:-1600}

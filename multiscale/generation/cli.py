@@ -1,0 +1,218 @@
+"""Command lines of ``tools/generate_events.py`` and ``tools/truth_tag.py`` (see docs/generation.md).
+
+Conventions as in ``multiscale/cli_common.py``: ``<tool>_parser()``, ``<tool>_main(argv=None) -> int``,
+one-line errors. The work itself is done by ``run.py`` (event loop, chunks) and ``truth_tagging.py``.
+"""
+
+import math
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from ..cli_common import OneLineParser, fail
+from ..schema import PROCESS_CODES
+from . import manifest, truth_tagging
+from .btagging import TagEfficiencies
+from .pythia_setup import SQRT_S_GEV, GenerationError
+from .run import RunConfig, generate, kept_chunks
+
+GENERATE, TRUTH_TAG = "generate_events.py", "truth_tag.py"
+HIGGS_MASS = 125.0
+
+# ---------------------------------------------------------------------------------------------
+# generate_events.py
+
+
+def add_tag_efficiency_options(add):
+    """The b-tagging working point, defaults from ``TagEfficiencies``."""
+    default = TagEfficiencies()
+    add("--btag-eff", type=float, default=default.b, help=f"b-jet tagging efficiency (default: {default.b})")
+    add("--ctag-mistag", type=float, default=default.c, help=f"c-jet mistag rate (default: {default.c})")
+    add("--light-mistag", type=float, default=default.light, help=f"light-jet mistag rate (default: {default.light})")
+
+
+def generate_parser():
+    parser = OneLineParser(
+        prog=GENERATE,
+        description="Generate Pythia 8 events (pp, 14 TeV), cluster them with FastJet and write ntuples "
+        "following multiscale/schema.py.",
+    )
+    add = parser.add_argument
+    add("--process", required=True, choices=sorted(PROCESS_CODES),
+        help="physics process; with --lhe/--hepmc the label (and is_* branches) the events get")
+    add("--events", type=int, metavar="N", help="number of accepted (written) events (not with --lhe/--hepmc: "
+        "every event of the files is read)")
+    inputs = parser.add_mutually_exclusive_group()
+    inputs.add_argument("--lhe", nargs="+", metavar="FILE", help="Les Houches files (plain or gzipped) to shower and "
+                        "hadronise with Pythia, one output file each; beams and cross section from the files")
+    inputs.add_argument("--hepmc", nargs="+", metavar="FILE", help="showered HepMC3 files (ASCII, optionally "
+                        "compressed), one output file each; weights and cross section from the files")
+    add("--no-btag-labels", action="store_true",
+        help="--hepmc files without decayed hadrons in their record: label every jet light")
+    add("--outdir", required=True, help="output directory (created if missing)")
+    add("--seed", type=int, default=1, help="random seed of the run (default: 1)")
+    add("--jobs", type=int, default=1, help="parallel processes, one chunk each (default: 1)")
+    add("--events-per-file", type=int, default=10000, metavar="K", help="accepted events per file (default: 10000)")
+    add("--mH", type=float, default=1000.0, help="heavy scalar mass in GeV, hh4b only (default: 1000)")
+    add("--pthat-min", type=float, default=300.0, help="PhaseSpace:pTHatMin for qcd/ttbar in GeV (default: 300)")
+    add("--pthat-bias", type=float, default=0.0, metavar="POW",
+        help="qcd/ttbar: oversample high pT-hat by (pT-hat/pTHatMin)^POW, with compensating event weights "
+        "(PhaseSpace:bias2Selection; default: 0, unweighted)")
+    add("--max-constituents", type=int, default=128, help="constituents kept per fat jet (default: 128)")
+    add("--xsec-fb", type=float, default=None, help="cross section in fb for the weights (default: Pythia's sigmaGen)")
+    add("--fj1-ptmin", type=float, default=450.0, help="leading fat-jet pT cut in GeV (default: 450)")
+    add("--fj2-ptmin", type=float, default=250.0, help="subleading fat-jet pT cut in GeV (default: 250)")
+    add("--fj-etamax", type=float, default=2.0, help="fat-jet |eta| cut (default: 2.0)")
+    add_tag_efficiency_options(add)
+    return parser
+
+
+def parse_config(argv=None):
+    """Parse and validate the command line into a ``RunConfig`` (exits with a one-line error)."""
+    parser = generate_parser()
+    args = parser.parse_args(argv)
+    files = args.lhe or args.hepmc
+    args.input_format = "lhe" if args.lhe else "hepmc" if args.hepmc else "pythia"
+    args.inputs = tuple(str(Path(path).resolve()) for path in files or ())
+    del args.lhe, args.hepmc
+    if files:
+        if args.events is not None:
+            parser.error("--events does not apply to --lhe/--hepmc: every event of the files is read")
+        if args.pthat_bias:
+            parser.error("--pthat-bias applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
+        args.events = 0
+    elif args.events is None:
+        parser.error("--events is required (or --lhe / --hepmc files to read)")
+    elif args.events <= 0:
+        parser.error(f"--events must be positive, got {args.events}")
+    if args.events_per_file <= 0:
+        parser.error(f"--events-per-file must be positive, got {args.events_per_file}")
+    if args.jobs <= 0:
+        parser.error(f"--jobs must be positive, got {args.jobs}")
+    if args.seed < 0:
+        parser.error(f"--seed must be non-negative, got {args.seed}")
+    if args.max_constituents <= 0:
+        parser.error(f"--max-constituents must be positive, got {args.max_constituents}")
+    _check_physics(parser, args)
+    if not 0.0 <= args.pthat_bias <= 8.0:
+        parser.error(f"--pthat-bias must lie in [0, 8], got {args.pthat_bias}")
+    if args.pthat_bias > 0 and args.process not in ("qcd", "ttbar"):
+        parser.error(f"--pthat-bias applies to qcd and ttbar, not {args.process}")
+    if args.xsec_fb is not None and args.xsec_fb <= 0:
+        parser.error(f"--xsec-fb must be positive, got {args.xsec_fb}")
+    for name in ("btag_eff", "ctag_mistag", "light_mistag"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            parser.error(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+    problem = _unwritable(args.outdir)
+    if problem:
+        parser.error(f"cannot write to --outdir {args.outdir}: {problem}")
+    return RunConfig(**vars(args))
+
+
+def _check_physics(parser, args):
+    """Refuse settings Pythia would fail on without saying why (before it is even started)."""
+    floats = ("mH", "pthat_min", "pthat_bias", "xsec_fb", "fj1_ptmin", "fj2_ptmin", "fj_etamax",
+              "btag_eff", "ctag_mistag", "light_mistag")
+    for name in floats:
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            parser.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    builtin = args.input_format == "pythia"  # input files bring their own process and energy
+    if builtin and args.process == "hh4b":
+        if args.mH <= 2 * HIGGS_MASS:
+            parser.error(f"--mH {args.mH:g} GeV is not above the hh threshold 2 x {HIGGS_MASS:g} GeV")
+        if args.mH >= SQRT_S_GEV:
+            parser.error(f"--mH {args.mH:g} GeV is beyond the collision energy sqrt(s) = {SQRT_S_GEV:g} GeV")
+    if builtin and args.process in ("qcd", "ttbar") and not 0 < args.pthat_min < SQRT_S_GEV / 2:
+        parser.error(f"--pthat-min must lie in (0, sqrt(s)/2 = {SQRT_S_GEV / 2:g}) GeV, got {args.pthat_min:g}")
+    for name in ("fj1_ptmin", "fj2_ptmin"):
+        if not 0 <= getattr(args, name) < SQRT_S_GEV / 2:
+            parser.error(f"--{name.replace('_', '-')} must lie in [0, {SQRT_S_GEV / 2:g}) GeV, got {getattr(args, name):g}")
+    if args.fj_etamax <= 0:
+        parser.error(f"--fj-etamax must be positive, got {args.fj_etamax:g}")
+
+
+def _unwritable(outdir):
+    """Why files cannot be created in ``outdir`` (None if they can)."""
+    try:
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same cleanup runs."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup finish
+    raise _Terminated()
+
+
+def generate_main(argv=None):
+    config = parse_config(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    where = f"{manifest.run_name(config)} in {os.path.abspath(config.outdir)}"
+    try:
+        kept = kept_chunks(config)
+        if manifest.is_complete(config, kept):
+            print(f"{where}: complete: kept ({sum(s['n_accepted'] for s in kept.values())} events, {len(kept)} file(s))")
+            return 0
+        if kept:
+            print(f"{where}: {len(kept)} of {config.n_chunks} file(s) already written with these settings: kept")
+        summaries = generate(config)
+    except GenerationError as error:
+        fail(GENERATE, str(error))
+    except KeyboardInterrupt as interrupt:
+        print(f"{GENERATE}: interrupted; complete files were kept, partial ones removed", file=sys.stderr)
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    new = [s for s in summaries if s["chunk"] not in kept]
+    generated = sum(s["n_generated"] for s in new)
+    accepted = sum(s["n_accepted"] for s in new)
+    print(
+        f"wrote {accepted} {config.process} events ({generated} generated, acceptance {accepted / max(generated, 1):.3f}) "
+        f"in {len(new)} file(s) to {os.path.abspath(config.outdir)}; run complete: {manifest.manifest_path(config).name}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# truth_tag.py
+
+
+def truth_tag_parser():
+    parser = OneLineParser(prog=TRUTH_TAG, description=truth_tagging.__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("files", nargs="+", help="schema ROOT files (tools/generate_events.py output)")
+    add("--outdir", required=True, help="where the truth-tagged files go (same names)")
+    add("--mode", choices=truth_tagging.MODES, required=True,
+        help="test: one copy per tag class; train: unweighted events, one copy each")
+    add("--seed", type=int, default=1, help="seed of the tag draws, combined with each file name (default: 1)")
+    add_tag_efficiency_options(add)
+    return parser
+
+
+def truth_tag_main(argv=None):
+    args = truth_tag_parser().parse_args(argv)
+    efficiencies = TagEfficiencies(args.btag_eff, args.ctag_mistag, args.light_mistag)
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    for path in args.files:
+        target = outdir / Path(path).name
+        if target.resolve() == Path(path).resolve():
+            fail(TRUTH_TAG, f"{path}: --outdir must differ from the input's directory")
+        try:
+            n_in, n_out = truth_tagging.truth_tag_file(path, target, args.mode, efficiencies, args.seed)
+        except (OSError, ValueError, KeyError) as err:
+            fail(TRUTH_TAG, str(err))
+        print(f"{path}: {n_in} events -> {n_out} truth-tagged ({args.mode}) in {target}")
+    return 0
