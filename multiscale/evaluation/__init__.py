@@ -1,4 +1,5 @@
-"""Evaluation of trained classifiers on weaver prediction files (``tools/evaluate.py``).
+"""Evaluation of trained classifiers on weaver prediction files (``tools/evaluate.py``,
+``tools/compare_predictions.py``).
 
 Modules, one job each:
 
@@ -12,6 +13,8 @@ Modules, one job each:
 * ``summary``   per-training numbers, combined over repeated trainings of a model
 * ``report``    ``metrics.json`` and the markdown table
 * ``plotting``  ROC (rejection vs signal efficiency) and score distributions
+* ``compare``   two prediction files of one sample compared event by event (``tools/compare_predictions.py``)
+* ``cli``       the command lines of the evaluation tools
 
 See ``docs/evaluation.md``.
 """
