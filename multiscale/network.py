@@ -32,7 +32,7 @@ def get_model(data_config, **options):
     config = resolve(preset, **options)
     streams = discover_streams(data_config.input_names, data_config.input_shapes, getattr(data_config, "input_dicts", None))
     model = MultiScaleTransformer(streams, data_config.input_names, len(data_config.label_value), config, for_inference)
-    _log_configuration(model, preset, seed, fusion_given, getattr(data_config, "input_dicts", None))
+    _log_configuration(model, preset, seed, fusion_given)
     return model, onnx_model_info(data_config)
 
 
@@ -48,7 +48,7 @@ def onnx_model_info(data_config) -> dict:
     }
 
 
-def _log_configuration(model, preset, seed, fusion_given, variables):
+def _log_configuration(model, preset, seed, fusion_given):
     """What was built, option by option: a preset or a data config can change the model unseen."""
     shapes = ", ".join(f"{s.name} ({s.num_features} features x {s.num_tokens} tokens"
                        f"{', vectors' if s.has_vectors else ''})" for s in model.streams)
@@ -60,7 +60,7 @@ def _log_configuration(model, preset, seed, fusion_given, variables):
         _logger.warning(f"fusion={model.config.fusion!r} is ignored: the data config has one stream "
                         f"('{model.streams[0].name}'), so the model is plain self-attention on it (model_1); "
                         f"fusion needs ev_* and a particle stream")
-    for message in model.unused_inputs(variables):
+    for message in model.unused_inputs():
         _logger.warning(message)
     for name in ignored_inputs(model.input_names):
         _logger.info(f"input group '{name}' (ParticleNet's coordinates) is not used by this network: ignored")

@@ -97,14 +97,14 @@ class MultiScaleTransformer(nn.Module):
             layers[CROSS] = [block.attn for block in self.cross_blocks]
         return layers
 
-    def unused_inputs(self, variables: dict[str, list[str]] | None = None) -> list[str]:
+    def unused_inputs(self) -> list[str]:
         """One message per stream whose features or tokens the options leave out (jet_max_features,
-        obj_max_features, jet_max_tokens); ``variables`` (the data config's ``input_dicts``) names them."""
+        obj_max_features, jet_max_tokens), naming the features where the data config is known."""
         messages = []
         for name, encoder in self.encoders.items():
             spec, option = encoder.spec, ("obj" if encoder.spec.is_event_stream else "jet")
             if encoder.in_features < spec.num_features:
-                names = (variables or {}).get(f"{name}_features", [])[encoder.in_features:]
+                names = spec.feature_names[encoder.in_features:]
                 dropped = ", ".join(names) if names else f"the last {spec.num_features - encoder.in_features}"
                 messages.append(f"stream '{name}' uses {encoder.in_features} of its {spec.num_features} features "
                                 f"({option}_max_features={encoder.max_features}): ignored {dropped}")

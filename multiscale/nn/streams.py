@@ -43,14 +43,29 @@ class StreamSpec:
     num_features: int
     num_tokens: int
     has_vectors: bool
-    # particle streams: the fat jets whose constituents the tokens are, and the index of the
-    # feature that is 1 on the second jet's constituents (two-jet streams; None otherwise)
-    jets: tuple[str, ...] = ()
-    second_jet_feature: int | None = None
+    feature_names: tuple[str, ...] = ()  # the data config's variables of <name>_features, when known
 
     @property
     def is_event_stream(self) -> bool:
         return self.name == EVENT_STREAM
+
+    @property
+    def second_jet_feature(self) -> int | None:
+        """Index of the feature that is 1 on the second fat jet's constituents (two-jet particle streams)."""
+        marker = f"{self.name}_{SECOND_JET_FEATURE}"
+        if self.is_event_stream or marker not in self.feature_names:
+            return None
+        return self.feature_names.index(marker)
+
+    @property
+    def jets(self) -> tuple[str, ...]:
+        """The fat jets whose constituents a particle stream's tokens are (a stream of another kind of
+        data: one 'jet' named after the stream)."""
+        if self.is_event_stream:
+            return ()
+        if self.second_jet_feature is not None:
+            return ("fj1", "fj2")
+        return (ONE_JET_STREAMS.get(self.name, self.name),)
 
     @property
     def token_names(self) -> tuple[str, ...]:
@@ -60,19 +75,10 @@ class StreamSpec:
         return tuple(f"obj{i + 1}" for i in range(self.num_tokens))
 
 
-def stream_roles(name: str, features: list[str]) -> dict:
-    """The ``jets`` and ``second_jet_feature`` of a stream, from its name and feature names."""
-    if name == EVENT_STREAM:
-        return {}
-    marker = f"{name}_{SECOND_JET_FEATURE}"
-    if marker in features:
-        return {"jets": ("fj1", "fj2"), "second_jet_feature": features.index(marker)}
-    return {"jets": (ONE_JET_STREAMS.get(name, name),)}
-
-
 def discover_streams(input_names, input_shapes, input_dicts=None) -> list[StreamSpec]:
     """Group weaver inputs ``<prefix>_{features,vectors,mask}`` into streams, in config order;
-    ``input_dicts`` (the data config's variable names per group) gives the streams their roles."""
+    ``input_dicts`` (the data config's variable names per group) names their features, which gives
+    the streams their roles."""
     groups: dict[str, dict[str, tuple]] = {}
     for name in input_names:
         prefix, _, kind = name.rpartition("_")
@@ -94,9 +100,8 @@ def discover_streams(input_names, input_shapes, input_dicts=None) -> list[Stream
         lengths = {shape[2] for shape in parts.values()}
         if len(lengths) != 1:
             raise ValueError(f"input groups of stream '{prefix}' have different lengths {sorted(lengths)}")
-        features = list((input_dicts or {}).get(f"{prefix}_features", ()))
-        streams.append(StreamSpec(prefix, parts["features"][1], parts["features"][2], "vectors" in parts,
-                                  **stream_roles(prefix, features)))
+        features = tuple((input_dicts or {}).get(f"{prefix}_features", ()))
+        streams.append(StreamSpec(prefix, parts["features"][1], parts["features"][2], "vectors" in parts, features))
     return streams
 
 
