@@ -31,7 +31,13 @@ print(json.dumps({"package": multiscale.__file__, "diff": diff}))
 
 def test_wheel_installed_elsewhere_builds_exports_and_runs_a_model(tmp_path):
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", REPO_ROOT],
+    # built from a copy: setuptools leaves build/ and *.egg-info beside the sources, and a stale build/
+    # in the checkout would put deleted modules into later wheels
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT / "multiscale", source / "multiscale", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source)
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source],
                    check=True, capture_output=True, cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
