@@ -9,10 +9,8 @@ with one line naming the file.
 from dataclasses import dataclass
 
 import numpy as np
-import uproot
 
-from ..schema import TREE_NAME
-from .io import PredictionError
+from .io import PredictionError, events_tree
 
 IDENTITY_BRANCHES = ("event_id", "_label_")  # must be equal event by event where both files have them
 
@@ -34,34 +32,26 @@ class Comparison:
                 f"NaN in candidate: {self.n_nan}")
 
 
-def branch_names(path):
-    try:
-        with uproot.open(path) as f:
-            return set(f[TREE_NAME].keys())
-    except (OSError, KeyError, ValueError) as err:
-        raise PredictionError(f"cannot read {path}: {err}") from err
-
-
-def read_branches(path, branches):
-    try:
-        with uproot.open(path) as f:
-            tree = f[TREE_NAME]
-            missing = [b for b in branches if b not in tree.keys()]
-            if missing:
-                raise PredictionError(f"{path}: missing branch(es) {', '.join(missing)}")
-            return tree.arrays(branches, library="np")
-    except (OSError, KeyError) as err:
-        raise PredictionError(f"cannot read {path}: {err}") from err
+def read_scores(path, scores=None):
+    """The ``score_*`` branches (``scores``: these, all required) and the identity branches present."""
+    with events_tree(path) as tree:
+        available = set(tree.keys())
+        if scores is None:
+            scores = sorted(k for k in available if k.startswith("score_"))
+            if not scores:
+                raise PredictionError(f"{path}: no score_* branch: not a weaver prediction file")
+        missing = [b for b in scores if b not in available]
+        if missing:
+            raise PredictionError(f"{path}: missing branch(es) {', '.join(missing)}")
+        return tree.arrays(scores + [b for b in IDENTITY_BRANCHES if b in available], library="np")
 
 
 def compare_files(reference, candidate):
     """Compare every ``score_*`` branch of ``reference`` with ``candidate``'s, event by event."""
-    keys = {path: branch_names(path) for path in (reference, candidate)}
-    scores = sorted(k for k in keys[reference] if k.startswith("score_"))
-    if not scores:
-        raise PredictionError(f"{reference}: no score_* branch: not a weaver prediction file")
-    identity = [b for b in IDENTITY_BRANCHES if all(b in k for k in keys.values())]
-    ref, cand = read_branches(reference, scores + identity), read_branches(candidate, scores + identity)
+    ref = read_scores(reference)  # each file opened and read once
+    scores = sorted(k for k in ref if k.startswith("score_"))
+    cand = read_scores(candidate, scores)
+    identity = [b for b in IDENTITY_BRANCHES if b in ref and b in cand]
     n_ref, n_cand = len(ref[scores[0]]), len(cand[scores[0]])
     if n_ref != n_cand:
         raise PredictionError(f"{reference} holds {n_ref} events, {candidate} {n_cand}: not the same events")

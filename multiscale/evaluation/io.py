@@ -7,6 +7,7 @@ file is raised as :class:`PredictionError` with a one-line message naming the fi
 command-line tool can print it without a traceback.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,13 @@ NORMALISATION_BRANCHES = ("process", "weight", "xsec_fb", "acceptance")
 CUTBASED_BRANCHES = tuple(
     f"{jet}_{field}" for jet in ("fj1", "fj2") for field in ("pt", "eta", "phi", "mass", "sdmass", "nbtag")
 )
-REQUIRED_BRANCHES = (TRUTH_BRANCH, SCORE_BRANCH, "event_id", *NORMALISATION_BRANCHES, *CUTBASED_BRANCHES)
-# read when present: the signal mass point, to cross-check the --mH of the cut-based mjj window
-OPTIONAL_BRANCHES = ("mH",)
 # what any weaver prediction file has (tools/evaluate.py reads the rest when present)
 SCORE_ONLY = (TRUTH_BRANCH, SCORE_BRANCH)
-EVERYTHING_ELSE = ("event_id", *NORMALISATION_BRANCHES, *CUTBASED_BRANCHES, *OPTIONAL_BRANCHES)
+SCHEMA_BRANCHES = ("event_id", *NORMALISATION_BRANCHES, *CUTBASED_BRANCHES)
+REQUIRED_BRANCHES = (*SCORE_ONLY, *SCHEMA_BRANCHES)
+# read when present: the signal mass point, to cross-check the --mH of the cut-based mjj window
+OPTIONAL_BRANCHES = ("mH",)
+EVERYTHING_ELSE = (*SCHEMA_BRANCHES, *OPTIONAL_BRANCHES)
 
 
 class PredictionError(Exception):
@@ -72,6 +74,28 @@ class Prediction:
         return cls(path=" + ".join(str(part.path) for part in parts), arrays=arrays)
 
 
+@contextmanager
+def events_tree(path):
+    """The ``Events`` tree of the file ``path``. A missing file, a file without the tree or one that
+    cannot be read (here or in the caller's block) raises a one-line PredictionError naming it."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise PredictionError(f"{path}: no such file")
+    try:
+        with uproot.open(path) as handle:
+            if TREE_NAME not in handle:
+                found = ", ".join(sorted({key.split(";")[0] for key in handle.keys()})) or "nothing"
+                raise PredictionError(f"{path}: no '{TREE_NAME}' tree (the file holds: {found})")
+            yield handle[TREE_NAME]
+    except PredictionError:
+        raise
+    except Exception as err:  # not ROOT, truncated, jagged branch, ...: say which file, keep it to one line
+        reason = " ".join(str(err).split())  # uproot messages span lines
+        if len(reason) > 160:
+            reason = reason[:157] + "..."
+        raise PredictionError(f"{path}: cannot read as a ROOT file ({type(err).__name__}: {reason})") from err
+
+
 def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES, signal=TRUTH_BRANCH):
     """Read ``branches`` (all required) and ``optional`` (when present) of the ``Events`` tree.
     ``signal``: the label of the signal class (weaver writes its truth as ``<label>`` and its score as
@@ -80,30 +104,16 @@ def read_prediction(path, branches=REQUIRED_BRANCHES, optional=OPTIONAL_BRANCHES
     rename = {signal: TRUTH_BRANCH, f"score_{signal}": SCORE_BRANCH}  # file name -> name read as
     in_file = {read_as: name for name, read_as in rename.items()}
     branches = [in_file.get(name, name) for name in branches]
-    if not Path(path).is_file():
-        raise PredictionError(f"{path}: no such file")
-    try:
-        with uproot.open(path) as handle:
-            if TREE_NAME not in handle:
-                found = ", ".join(sorted({key.split(";")[0] for key in handle.keys()})) or "nothing"
-                raise PredictionError(f"{path}: no '{TREE_NAME}' tree (the file holds: {found})")
-            tree = handle[TREE_NAME]
-            available = set(tree.keys())
-            missing = [name for name in branches if name not in available]
-            if missing:
-                labels = sorted(key[len("score_"):] for key in available if key.startswith("score_"))
-                hint = f" (its labels: {', '.join(labels)}; choose the signal with --signal)" if (
-                    signal in missing and labels) else ""
-                raise PredictionError(f"{path}: missing branch(es) {', '.join(missing)} in tree '{TREE_NAME}'{hint}")
-            wanted = list(branches) + [name for name in optional if name in available]
-            arrays = tree.arrays(wanted, library="np")
-    except PredictionError:
-        raise
-    except Exception as err:  # not ROOT, truncated, jagged branch, ...: say which file, keep it to one line
-        reason = " ".join(str(err).split())  # uproot messages span lines
-        if len(reason) > 160:
-            reason = reason[:157] + "..."
-        raise PredictionError(f"{path}: cannot read as a ROOT file ({type(err).__name__}: {reason})") from err
+    with events_tree(path) as tree:
+        available = set(tree.keys())
+        missing = [name for name in branches if name not in available]
+        if missing:
+            labels = sorted(key[len("score_"):] for key in available if key.startswith("score_"))
+            hint = f" (its labels: {', '.join(labels)}; choose the signal with --signal)" if (
+                signal in missing and labels) else ""
+            raise PredictionError(f"{path}: missing branch(es) {', '.join(missing)} in tree '{TREE_NAME}'{hint}")
+        wanted = list(branches) + [name for name in optional if name in available]
+        arrays = tree.arrays(wanted, library="np")
     prediction = Prediction(path, {rename.get(name, name): np.asarray(values) for name, values in arrays.items()})
     _check_content(prediction)
     return prediction
