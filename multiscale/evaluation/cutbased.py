@@ -218,23 +218,17 @@ def scan(prediction, luminosity_fb, mH, grid=OptimisationGrid()):
     }
 
 
-def optimise(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_background_events=MIN_BACKGROUND_EVENTS,
-             mjj_bins=1, cl=DEFAULT_CL, optimizer=None):
+def best_selection(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_background_events=MIN_BACKGROUND_EVENTS):
     """The grid point with the best expected S/sqrt(B) among those whose background has N_eff >=
-    min_background_events, and its expected limit (``mjj_bins`` bins of m_jj, 1 = a count).
-
-    Returns {selection (CutBasedSelection or None), definition, the keys of :func:`evaluate` (S, B,
-    B_stat_uncertainty, background_effective_events, efficiencies, significance, ...), limit
-    (limits.limit_from_histograms), working_points, qualifying}. The choice is made on the same
-    sample as the yields: with few MC events the best S/sqrt(B) is biased upwards.
-    """
+    min_background_events: {mH, working_points, qualifying, min_background_events, selection
+    (CutBasedSelection, or None with a note)}."""
     sums = scan(prediction, luminosity_fb, mH, grid)
     n_eff = effective_events(sums["B"], sums["B_sumw2"])
     qualifies = enough_events(n_eff, min_background_events) & (sums["B"] > 0)
     result = {"mH": float(mH), "working_points": grid.size(), "qualifying": int(qualifies.sum()),
               "min_background_events": min_background_events}
     if not qualifies.any():
-        return {**result, "selection": None, "limit": None,
+        return {**result, "selection": None,
                 "note": f"no working point keeps >= {min_background_events} effective background MC events"}
     z = np.where(qualifies, sums["S"] / np.sqrt(np.where(qualifies, sums["B"], 1.0)), -np.inf)
     a, b, k, lo, hi = np.unravel_index(int(np.argmax(z)), z.shape)
@@ -244,9 +238,25 @@ def optimise(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_backgro
         min_btags=int(grid.min_btags[k]),
         mjj_window=(grid.mjj_low[lo], grid.mjj_high[hi]),
     )
+    return {**result, "selection": selection}
+
+
+def optimise(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_background_events=MIN_BACKGROUND_EVENTS,
+             mjj_bins=1, cl=DEFAULT_CL, optimizer=None):
+    """``best_selection`` and, on the same sample, its yields and expected limit (``mjj_bins`` bins
+    of m_jj, 1 = a count).
+
+    Returns {selection (CutBasedSelection or None), definition, the keys of :func:`evaluate` (S, B,
+    B_stat_uncertainty, background_effective_events, efficiencies, significance, ...), limit
+    (limits.limit_from_histograms), working_points, qualifying}. The choice is made on the same
+    sample as the yields: with few MC events the best S/sqrt(B) is biased upwards.
+    """
+    result = best_selection(prediction, luminosity_fb, mH, grid, min_background_events)
+    selection = result["selection"]
+    if selection is None:
+        return {**result, "limit": None}
     return {
         **result,
-        "selection": selection,
         "definition": selection.describe(),
         **evaluate(prediction, selection, luminosity_fb, min_background_events),
         "limit": cut_based_limit(prediction, selection, luminosity_fb, mjj_bins, cl, min_background_events, optimizer),

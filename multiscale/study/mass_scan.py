@@ -130,7 +130,7 @@ def cut_based_folds(data, mass, folds, n_folds, luminosity_fb):
         # heavy-flavour subjets, and more would leave no working point at low m_H. On the test fold
         # (a quarter of that sample) such a selection keeps fewer: evaluate() flags it.
         others = Prediction.concatenate([events[f] for f in range(n_folds) if f != fold])
-        optimised = cutbased.optimise(others, luminosity_fb, mass)
+        optimised = cutbased.best_selection(others, luminosity_fb, mass)
         if optimised["selection"] is None:
             results[fold] = {"selection": None, "note": optimised.get("note")}
             continue
