@@ -167,7 +167,7 @@ def generate_main(argv=None):
             return 0
         if kept:
             print(f"{where}: {len(kept)} of {config.n_chunks} file(s) already written with these settings: kept")
-        summaries = generate(config)
+        summaries = generate(config, kept)
     except GenerationError as error:
         fail(GENERATE, str(error))
     except KeyboardInterrupt as interrupt:

@@ -37,11 +37,16 @@ class EventBatch:
         return (self.status > 0) & ~np.isin(np.abs(self.pid), NEUTRINO_IDS)
 
 
+def offsets_of(counts):
+    """Index of each event's first particle (or jet) in the flat arrays, from the per-event counts."""
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+
 def from_pythia_batch(events):
     """Flatten the awkward array returned by ``Pythia.nextBatch`` (failed events dropped first)."""
     prt = events.prt
     counts = ak.to_numpy(ak.num(prt)).astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    offsets = offsets_of(counts)
 
     def flat(array, dtype):
         return ak.to_numpy(ak.flatten(array)).astype(dtype)

@@ -7,8 +7,9 @@ so a padded token carries no information whatever the network does with it.
 
 import numpy as np
 
-from ..schema import OBJECT_FIELDS, OBJECT_SLOTS
 from multiscale.kinematics import momenta
+
+from ..schema import OBJECT_FIELDS, OBJECT_SLOTS
 
 SLOT = {name: i for i, name in enumerate(OBJECT_SLOTS)}
 

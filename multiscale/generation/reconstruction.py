@@ -11,10 +11,12 @@ import awkward as ak
 import fastjet
 import numpy as np
 
+from multiscale.kinematics import delta_r, momenta, pseudorapidity, wrap_phi
+
 from ..schema import CONSTITUENT_FIELDS, FATJET_PREFIXES
 from .btagging import FLAVOUR_B, FLAVOUR_C, apply_tagging, jet_flavour, select_hadrons
 from .clustering import KtReclustering, cluster_inclusive, nsubjettiness, softdrop_mass
-from multiscale.kinematics import delta_r, momenta, pseudorapidity, wrap_phi
+from .event_record import offsets_of
 from .objects import build_objects
 
 PARTICLE_ETA_MAX = 2.5  # tracker-like acceptance of the clustered particles
@@ -34,10 +36,6 @@ class Selection:
     fj2_ptmin: float = 250.0
     fj_etamax: float = 2.0
     max_constituents: int = 128
-
-
-def _offsets(counts):
-    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
 def _regular(array):
@@ -147,7 +145,7 @@ def _select_fatjets(batch, particles, selection):
     fatjets = momenta(*(_regular(getattr(jets[accepted][chosen], f)) for f in ("px", "py", "pz", "E")))
 
     # constituent indices: local to the event's input list -> flat batch indices
-    local = constituents[accepted][chosen] + _offsets(particles.counts)[accepted]
+    local = constituents[accepted][chosen] + offsets_of(particles.counts)[accepted]
     index = particles.index[ak.to_numpy(ak.flatten(local, axis=None))]
     counts = ak.to_numpy(ak.flatten(ak.num(local, axis=2)))
     jet_of = np.repeat(np.arange(len(counts)), counts)
@@ -170,7 +168,7 @@ def _constituent_columns(batch, constituents, fatjets, charges, max_constituents
         "charge": charges(pid),
         "pid": pid,
     }
-    rank = np.arange(len(pid)) - np.repeat(_offsets(counts), counts)
+    rank = np.arange(len(pid)) - np.repeat(offsets_of(counts), counts)
     keep = rank < max_constituents
     kept_counts = np.minimum(counts, max_constituents)
     columns = {}

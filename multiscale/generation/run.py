@@ -308,11 +308,13 @@ def kept_chunks(config):
     return manifest.kept_chunks(config, lambda chunk: chunk_seeds(config.seed, chunk, config.events_per_file)[0])
 
 
-def generate(config):
+def generate(config, kept=None):
     """Generate the chunks of ``config`` not on disk yet, then write the manifest (last); returns
-    every chunk's summary in chunk order. A complete run is left as it is."""
+    every chunk's summary in chunk order. A complete run is left as it is. ``kept``: what
+    ``kept_chunks(config)`` returned, if the caller has it already."""
     Path(config.outdir).mkdir(parents=True, exist_ok=True)
-    kept = kept_chunks(config)
+    if kept is None:
+        kept = kept_chunks(config)
     if manifest.is_complete(config, kept):
         return [kept[chunk] for chunk in range(config.n_chunks)]
     missing = [chunk for chunk in range(config.n_chunks) if chunk not in kept]

@@ -17,7 +17,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from .event_record import EventBatch, from_pythia_batch
+from .event_record import EventBatch, from_pythia_batch, offsets_of
 from .pythia_setup import GenerationError, cross_section_fb, make_lhe_pythia, make_pythia
 
 MAX_CONSECUTIVE_FAILURES = 100
@@ -269,7 +269,7 @@ def _event_batch(events):
     """Flat arrays of HepMC3 events in the conventions of event_record.EventBatch: status > 0 for
     final-state particles (HepMC status 1) only, mother1 the flat index of the first parent."""
     counts = np.array([len(event.particles) for event in events], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    offsets = offsets_of(counts)
     pid, status, mother1, momenta = [], [], [], []
     for event, offset in zip(events, offsets):
         unit = _momentum_unit(event)

@@ -64,24 +64,25 @@ def class_probabilities(config_prob):
     return np.stack([config_prob[:, CONFIG_CLASS == c].sum(axis=1) for c in range(len(TAG_CLASSES))], axis=1)
 
 
+def draw_in_proportion(weights, rng):
+    """One column index per row of ``weights`` (n, k), drawn with probability weight / row sum."""
+    cumulative = np.cumsum(weights, axis=1)
+    u = rng.random(len(weights)) * cumulative[:, -1]
+    return np.minimum((cumulative <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
+
+
 def draw_configuration(config_prob, event, tag_class, rng):
     """One configuration index per (event, class) pair, drawn in proportion to its probability."""
-    prob = np.where(CONFIG_CLASS[None, :] == tag_class[:, None], config_prob[event], 0.0)
-    cumulative = np.cumsum(prob, axis=1)
-    u = rng.random(len(event)) * cumulative[:, -1]
-    return np.minimum((cumulative <= u[:, None]).sum(axis=1), len(CONFIGS) - 1)
+    return draw_in_proportion(np.where(CONFIG_CLASS[None, :] == tag_class[:, None], config_prob[event], 0.0), rng)
 
 
 def copies(class_prob, mode, rng):
     """(event, tag_class, weight factor) of the copies to write, event-major."""
-    possible = class_prob > 0
     if mode == "test":
-        event, tag_class = np.nonzero(possible)
+        event, tag_class = np.nonzero(class_prob > 0)
         return event, tag_class, class_prob[event, tag_class]
     # train: one class per event, drawn with its probability (the physical tag distribution)
-    cumulative = np.cumsum(class_prob, axis=1)
-    u = rng.random(len(class_prob)) * cumulative[:, -1]
-    tag_class = np.minimum((cumulative <= u[:, None]).sum(axis=1), class_prob.shape[1] - 1)
+    tag_class = draw_in_proportion(class_prob, rng)
     event = np.arange(len(class_prob))
     return event, tag_class, np.ones(len(event))
 
