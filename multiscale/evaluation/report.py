@@ -126,11 +126,10 @@ def markdown(summary):
     for name, model in summary["models"].items():
         for training in model["per_training"]:
             best = training["significance"]
-            if best["significance"] is None and "note" not in best:
-                pass  # skipped (no normalisation branches): said below
-            elif "note" in best:
+            # no significance and no note: skipped (no normalisation branches), said below
+            if "note" in best:
                 notes.append(f"- {name} ({training['file']}): {best['note']}")
-            else:
+            elif best["significance"] is not None:
                 notes.append(
                     f"- {name} ({training['file']}): best S/√B cut score ≥ {best['threshold']:.4f}, "
                     f"S = {best['S']:.4g}, B = {best['B']:.4g} ± {best['B_stat_uncertainty']:.2g} (N_eff = "
