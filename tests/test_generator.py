@@ -307,6 +307,8 @@ def test_same_seed_gives_identical_branches_whatever_jobs(tmp_path):
         (["--process", "hh4b", "--events", "10", "--mH", "1e6"], "beyond the collision energy"),
         (["--process", "qcd", "--events", "10", "--pthat-min", "1e6"], "--pthat-min must lie in"),
         (["--process", "hh4b", "--events", "10", "--pthat-bias", "4"], "applies to qcd and ttbar"),
+        (["--process", "qcd", "--events", "10", "--btag-eff", "1.5"], "--btag-eff: must lie in [0, 1], got 1.5"),
+        (["--process", "qcd", "--events", "10", "--light-mistag", "nan"], "--light-mistag: must lie in [0, 1]"),
     ],
 )
 def test_bad_input_gives_one_line_error(args, message, tmp_path, capsys):

@@ -118,3 +118,14 @@ def test_truth_tag_file_round_trip(tmp_path):
         assert tree.num_entries == n_out and "tag_class" in tree.keys()
         weights = tree["weight"].array(library="np")
     assert weights.sum() == pytest.approx(columns["weight"].sum())
+
+
+def test_truth_tag_refuses_a_tagging_efficiency_outside_0_1(tmp_path, capsys):
+    """The tag-efficiency options are shared with generate_events.py and checked where they are parsed."""
+    from multiscale.generation.cli import truth_tag_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        truth_tag_main(["--mode", "test", "--outdir", str(tmp_path / "out"), "--btag-eff", "7", str(tmp_path / "in.root")])
+    assert exit_info.value.code == 2
+    assert "--btag-eff: must lie in [0, 1], got 7" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

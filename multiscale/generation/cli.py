@@ -4,6 +4,7 @@ Conventions as in ``multiscale/cli_common.py``: ``<tool>_parser()``, ``<tool>_ma
 one-line errors. The work itself is done by ``run.py`` (event loop, chunks) and ``truth_tagging.py``.
 """
 
+import argparse
 import math
 import os
 import signal
@@ -25,12 +26,22 @@ HIGGS_MASS = 125.0
 # generate_events.py
 
 
+def probability(text):
+    """An argparse type: a number in [0, 1] (NaN and inf refused too)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
 def add_tag_efficiency_options(add):
-    """The b-tagging working point, defaults from ``TagEfficiencies``."""
+    """The b-tagging working point, defaults from ``TagEfficiencies``; checked where it is parsed, so
+    that every tool taking it refuses the same values."""
     default = TagEfficiencies()
-    add("--btag-eff", type=float, default=default.b, help=f"b-jet tagging efficiency (default: {default.b})")
-    add("--ctag-mistag", type=float, default=default.c, help=f"c-jet mistag rate (default: {default.c})")
-    add("--light-mistag", type=float, default=default.light, help=f"light-jet mistag rate (default: {default.light})")
+    add("--btag-eff", type=probability, default=default.b, help=f"b-jet tagging efficiency (default: {default.b})")
+    add("--ctag-mistag", type=probability, default=default.c, help=f"c-jet mistag rate (default: {default.c})")
+    add("--light-mistag", type=probability, default=default.light,
+        help=f"light-jet mistag rate (default: {default.light})")
 
 
 def generate_parser():
@@ -102,9 +113,6 @@ def parse_config(argv=None):
         parser.error(f"--pthat-bias applies to qcd and ttbar, not {args.process}")
     if args.xsec_fb is not None and args.xsec_fb <= 0:
         parser.error(f"--xsec-fb must be positive, got {args.xsec_fb}")
-    for name in ("btag_eff", "ctag_mistag", "light_mistag"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            parser.error(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
     problem = _unwritable(args.outdir)
     if problem:
         parser.error(f"cannot write to --outdir {args.outdir}: {problem}")
@@ -113,8 +121,7 @@ def parse_config(argv=None):
 
 def _check_physics(parser, args):
     """Refuse settings Pythia would fail on without saying why (before it is even started)."""
-    floats = ("mH", "pthat_min", "pthat_bias", "xsec_fb", "fj1_ptmin", "fj2_ptmin", "fj_etamax",
-              "btag_eff", "ctag_mistag", "light_mistag")
+    floats = ("mH", "pthat_min", "pthat_bias", "xsec_fb", "fj1_ptmin", "fj2_ptmin", "fj_etamax")
     for name in floats:
         value = getattr(args, name)
         if value is not None and not math.isfinite(value):
