@@ -89,3 +89,23 @@ def test_predictions_concatenate_keeps_the_common_branches():
     assert set(both.arrays) == {"w", "x"}
     np.testing.assert_array_equal(both.arrays["w"], [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(both.arrays["x"], [0, 1, 2])
+
+
+def test_roc_colours_follow_the_model_not_the_order(tmp_path):
+    """The ROC plot gives each model the colour of the limit and significance plots (plots.STYLES),
+    whatever order the models come in."""
+    from matplotlib.colors import same_color
+
+    from multiscale.evaluation.metrics import roc
+    from multiscale.study.plots import STYLES, roc_at
+
+    rng = np.random.default_rng(1)
+    is_signal = np.r_[np.ones(200, bool), np.zeros(200, bool)]
+    curve = roc(is_signal, rng.normal(is_signal.astype(float), 1.0))
+    models = ["kin", "cross", "my_model"]
+    summary = {"summary": {m: {"1000": {"auc": {"mean": 0.7, "std": None}}} for m in models}}
+    fig = roc_at({m: [curve] for m in models}, summary, {}, 1000.0, tmp_path / "roc.png")
+    colours = {line.get_label().split(",")[0]: line.get_color() for line in fig.axes[0].get_lines()}
+    assert same_color(colours["kin"], STYLES["kin"][0]) and same_color(colours["cross"], STYLES["cross"][0])
+    assert same_color(colours["my_model"], "C2")  # not in STYLES: by order
+    assert (tmp_path / "roc.png").stat().st_size > 0

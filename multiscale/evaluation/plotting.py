@@ -40,17 +40,19 @@ def _headroom(ax, n_entries):
     ax.set_ylim(bottom, top * 10 ** (0.3 + 0.3 * n_entries))
 
 
-def plot_roc(curves, aucs, cut_based_points, paths, cut_based_definition=""):
+def plot_roc(curves, aucs, cut_based_points, paths, cut_based_definition="", colors=None):
     """Background rejection (log) vs signal efficiency; one line (+-1 std band) per model.
 
     curves: {model: [Roc, ...]}; aucs: {model: {"mean", "std"}}; cut_based_points: [(label, eff_s, eff_b, n_background)]
-    with n_background the (effective) number of background MC events, the bound drawn when no background passes.
+    with n_background the (effective) number of background MC events, the bound drawn when no background passes;
+    colors: {model: colour} for models that keep one colour across plots (the others: C0, C1, ... by order).
     """
+    colors = colors or {}
     with matplotlib.style.context(STYLE):
         fig = Figure(figsize=(8, 7))
         ax = fig.add_subplot()
         for i, (name, model_curves) in enumerate(curves.items()):
-            color = f"C{i}"
+            color = colors.get(name, f"C{i}")
             mean, std = mean_rejection_band(model_curves)
             auc = aucs[name]
             label = f"{name}, AUC = {auc['mean']:.4f}"
@@ -74,6 +76,7 @@ def plot_roc(curves, aucs, cut_based_points, paths, cut_based_definition=""):
                          f"cut-based: {cut_based_definition}" if cut_based_definition else "")
         for path in paths:
             fig.savefig(path, bbox_inches="tight")
+    return fig
 
 
 def _finish_log_axes(ax, xlabel, ylabel, title):

@@ -68,4 +68,5 @@ def roc_at(curves, summary, cut_based, mass, path):
     points = [(f"cuts (fold {fold})", r["signal_efficiency"], r["background_efficiency"],
                int(r.get("n_background_effective", 0)))
               for fold, r in sorted(cut_based.items()) if r.get("selection")][:3]
-    plot_roc(curves, aucs, points, [path], cut_based_definition=f"m_H = {mass:g} GeV, cuts optimised per fold")
+    return plot_roc(curves, aucs, points, [path], cut_based_definition=f"m_H = {mass:g} GeV, cuts optimised per fold",
+             colors={model: color for model, (color, _) in STYLES.items()})
