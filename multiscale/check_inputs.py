@@ -163,12 +163,13 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         files = check_files(args.data_config, args.files, args.custom_functions)
     except (InputError, FileNotFoundError) as err:
         # one line per bad file, so that every broken file is named at once
-        sys.exit("\n".join(f"error: {line}" for line in str(err).splitlines()))
+        sys.exit("\n".join(f"{parser.prog}: error: {line}" for line in str(err).splitlines()))
     print(f"{len(files)} file(s) hold every branch {args.data_config} needs, all readable")
     return 0
 

@@ -62,7 +62,7 @@ def test_truncated_file_is_an_error_naming_it(source, tmp_path):
     result = check_cli(source, truncated)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and str(truncated) in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("check_inputs.py: error: ") and str(truncated) in lines[0]
 
 
 def test_rntuple_is_an_error_naming_it(source, tmp_path):

@@ -7,12 +7,11 @@ one-line errors.
 import argparse
 import ast
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from multiscale.cli_common import OneLineParser
+from multiscale.cli_common import OneLineParser, fail
 from multiscale.weaver_io import CheckpointError, load_trained_model, read_checkpoint
 
 from .attention import attention_maps, maps_to_arrays
@@ -42,34 +41,35 @@ def _common_parser(prog, description, example):
     return parser
 
 
-def network_options(pairs):
+def network_options(pairs, prog):
     options = {}
     for name, value in pairs:
         try:
             options[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            sys.exit(f"error: network option {name}={value!r} is not a python literal (strings need quotes: \"'cross'\")")
+            fail(prog, f"network option {name}={value!r} is not a python literal (strings need quotes: \"'cross'\")")
     return options
 
 
 def _setup(parser, argv):
     """Parse the command line, read the events and load the model: (args, (data_config, samples,
     model, outdir, label)); a bad input exits with one line."""
-    args = parser.parse_args(argv)
+    args, prog = parser.parse_args(argv), parser.prog
     try:
         read_checkpoint(args.model)  # a wrong --model fails now, not after reading the events
     except CheckpointError as err:
-        sys.exit(f"error: {err}")
+        fail(prog, err)
     data_config, samples = load_events(args.data_config, args.files, args.events,
                                        custom_functions=args.custom_functions, signal_label=args.signal_label)
     for cls in CLASSES:
         print(f"{cls}: {len(samples[cls])} events")
     if not any(len(s) for s in samples.values()):
-        sys.exit("error: no event read from --files")
+        fail(prog, "no event read from --files")
     try:
-        model, _ = load_trained_model(data_config, args.model, args.network_config, **network_options(args.network_option))
+        model, _ = load_trained_model(data_config, args.model, args.network_config,
+                                      **network_options(args.network_option, prog))
     except ValueError as err:  # a CheckpointError, or an option the network refuses
-        sys.exit(f"error: {err}")
+        fail(prog, err)
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     label = f" [{args.label}]" if args.label else ""
@@ -160,7 +160,8 @@ def gradcam_parser():
 
 
 def gradcam_main(argv=None):
-    args, (data_config, samples, model, outdir, label) = _setup(gradcam_parser(), argv)
+    parser = gradcam_parser()
+    args, (data_config, samples, model, outdir, label) = _setup(parser, argv)
     target = signal_class_index(data_config, args.signal_label)
 
     hists, summaries = {}, {}
@@ -171,7 +172,7 @@ def gradcam_main(argv=None):
                     model, data_config, sample.batches(args.batch_size), target, args.layer, args.method,
                     args.bins, args.extent, args.normalise, args.coordinates)
             except ValueError as err:
-                sys.exit(f"error: {err}")
+                fail(parser.prog, err)
     streams = particle_streams(model)
     layer = args.layer % len(model.stream_blocks(streams[0]))
     note = f" of stream{'s' if len(streams) > 1 else ''} {', '.join(streams)}"
