@@ -5,6 +5,8 @@ import json
 import sys
 import time
 
+from .timing import OPTIMIZERS
+
 _START = time.perf_counter()
 
 
@@ -111,7 +113,7 @@ def report(result):
         m = result["matched_training"]
         print(f"matched configuration (50 x 7 tokens, 5 heads, 3 layers, batch {m['batch']}), training events/s "
               f"over {m['rounds']} rounds of {m['steps_per_round']} steps, loadavg {m['loadavg']}:")
-        for variant in ("adamw", "adamw_fused", "adamw_fused_compiled"):
+        for variant in (*OPTIMIZERS, "adamw_fused_compiled"):
             if variant in m:
                 r = m[variant]
                 print(f"  {variant:20s} median {r['median']:6.0f}   min {r['min']:6.0f}   max {r['max']:6.0f}")

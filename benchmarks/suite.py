@@ -16,9 +16,7 @@ from . import REPO_ROOT, configs, gpu, weaver_loop
 from .configs import MATCHED_BATCH, build, inputs_for
 from .onnx import onnx_figures
 from .report import elapsed, log, write_json
-from .timing import eager_inference_throughput, forward_flops, peak_rss, train_throughput
-
-OPTIMIZERS = ("adamw", "adamw_fused")
+from .timing import OPTIMIZERS, eager_inference_throughput, forward_flops, peak_rss, train_throughput
 
 
 def _train_key(optimizer):

@@ -42,10 +42,13 @@ def forward_flops(model, inputs):
     return counter.get_total_flops()
 
 
+OPTIMIZERS = ("adamw", "adamw_fused")  # the names make_optimizer takes
+
+
 def make_optimizer(model, optimizer="adamw"):
     """'adamw': torch's default AdamW, what ``weaver --optimizer adamw`` builds (on CPU a loop over
     the parameters); 'adamw_fused': AdamW(fused=True), ``--optimizer adamw -p fused True`` in weaver."""
-    if optimizer not in ("adamw", "adamw_fused"):
+    if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}")
     return torch.optim.AdamW(model.parameters(), lr=1e-4, fused=optimizer == "adamw_fused")
 
