@@ -109,3 +109,23 @@ def test_roc_colours_follow_the_model_not_the_order(tmp_path):
     assert same_color(colours["kin"], STYLES["kin"][0]) and same_color(colours["cross"], STYLES["cross"][0])
     assert same_color(colours["my_model"], "C2")  # not in STYLES: by order
     assert (tmp_path / "roc.png").stat().st_size > 0
+
+
+def test_compare_runs_pairs_the_same_trainings():
+    """Only (model, mass, fold) present in both runs are compared; limits by paired ratio, AUC by difference."""
+    from multiscale.study.compare_runs import compare_runs, markdown
+
+    def run(folds, auc, limit):
+        return {"per_training": {"cross": {"1000": {str(f): {"auc": auc + 0.001 * f, "limit": {"xsec_up_fb": limit * (f + 1)},
+                                                              "limit_no_mc_stat": {"xsec_up_fb": 2 * limit}}
+                                                    for f in folds}}}}
+
+    rows = compare_runs(run([0, 1, 2], 0.90, 10.0), run([1, 2, 3], 0.95, 5.0))
+    row = rows[("cross", 1000.0)]
+    assert row["folds"] == ["1", "2"]
+    auc_before, auc_after, auc_test = row["auc"]
+    assert auc_before == pytest.approx(0.9015) and auc_after == pytest.approx(0.9515)
+    assert auc_test["mean"] == pytest.approx(0.05) and auc_test["n_pairs"] == 2
+    assert row["limit_fb"][2]["ratio"] == pytest.approx(0.5) and row["limit_no_mc_stat_fb"][2]["ratio"] == pytest.approx(0.5)
+    assert "| cross @ 1000 | 1,2 |" in markdown(rows)
+    assert compare_runs(run([0], 0.9, 1.0), run([1], 0.9, 1.0)) == {}
