@@ -3,7 +3,7 @@
 # cross (paper preset + object b-tags), a parameterised cross model trained once on all masses, and
 # a cut-based selection optimised at each mass; expected 95% CL limits with pyhf (docs/results.md).
 #
-#   tools/study_mass_scan.sh                 # default size: 85 min measured on a 2-core CPU (docs/results.md)
+#   tools/study_mass_scan.sh                 # default size: about 93 min from nothing on a 2-core CPU (docs/results.md)
 #   STUDY_SCALE=2 STUDY_PARALLEL=10 ...      # a GPU machine: tools/study_mass_scan_gpu.sh
 #
 # Resumable: generation, truth tagging and every training whose predictions exist are skipped, so
