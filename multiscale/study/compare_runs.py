@@ -1,7 +1,7 @@
 """Two runs of the mass scan compared training by training: the same model, mass point and fold in
 both (the same test events), e.g. a run after a fix against the run before it.
 
-    python -m multiscale.study.compare_runs training/mass_scan_uniform/results.json training/mass_scan/results.json
+    python -m multiscale.study.compare_runs training/mass_scan/results.json training/mass_scan_physical/results.json
 
 Prints a markdown table: per model and mass, the means over the common folds before and after, the
 paired AUC difference and the paired ratio of the expected limits (with and without the background
@@ -11,10 +11,9 @@ MC statistics), each with its t-test p-value (multiscale.study.compare).
 import argparse
 import json
 
-import numpy as np
-
 from .compare import log_ratio, paired_difference
-from .mass_scan import figures
+from .mass_scan import figures, usable_spread
+from .report import difference_text
 
 LIMITS = ("limit_fb", "limit_no_mc_stat_fb")
 
@@ -35,27 +34,20 @@ def compare_runs(before, after):
             for name in ("auc", *LIMITS):
                 a, b = [x[name] for x in new], [x[name] for x in old]
                 test = paired_difference(a, b) if name == "auc" else log_ratio(a, b)
-                row[name] = (_mean(b), _mean(a), test)
+                row[name] = (usable_spread(b)["mean"], usable_spread(a)["mean"], test)
             rows[(model, float(mass))] = row
     return dict(sorted(rows.items(), key=lambda item: (item[0][1], item[0][0])))
-
-
-def _mean(values):
-    usable = [v for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(usable)) if usable else None
 
 
 def _number(value, fmt):
     return "–" if value is None else format(value, fmt)
 
 
-def _test(test, key):
-    if test[key] is None:
+def _ratio(test):
+    """xRATIO (p = ...) of a log_ratio result."""
+    if test["ratio"] is None:
         return "–"
-    p = f", p = {test['p_value']:.2f}" if test["p_value"] is not None else ""
-    if key == "ratio":
-        return f"x{test['ratio']:.2f}{p}"
-    return f"{test['mean']:+.4f} ± {_number(test['sem'], '.4f')}{p}"
+    return f"x{test['ratio']:.2f}" + (f" (p = {test['p_value']:.3f})" if test["p_value"] is not None else "")
 
 
 def markdown(rows):
@@ -64,10 +56,10 @@ def markdown(rows):
     for (model, mass), row in rows.items():
         auc_before, auc_after, auc_test = row["auc"]
         cells = [f"{model} @ {mass:g}", ",".join(row["folds"]),
-                 f"{_number(auc_before, '.4f')} -> {_number(auc_after, '.4f')}", _test(auc_test, "mean")]
+                 f"{_number(auc_before, '.4f')} -> {_number(auc_after, '.4f')}", difference_text(auc_test)]
         for name in ("limit_no_mc_stat_fb", "limit_fb"):
             limit_before, limit_after, test = row[name]
-            cells += [f"{_number(limit_before, '.3g')} -> {_number(limit_after, '.3g')}", _test(test, "ratio")]
+            cells += [f"{_number(limit_before, '.3g')} -> {_number(limit_after, '.3g')}", _ratio(test)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

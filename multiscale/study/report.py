@@ -55,14 +55,19 @@ def _ratio(limit):
     return [f"{limit['ratio']:.3g} (log {limit['mean']:+.2f}{sem}; {limit['n_pairs']} pairs)", p, verdict]
 
 
+def difference_text(auc):
+    """mean ± sem (p = ...) of a paired_difference result, "–" without one."""
+    if not auc or auc["mean"] is None:
+        return "–"
+    text = f"{auc['mean']:+.4f}" + (f" ± {auc['sem']:.4f}" if auc["sem"] is not None else "")
+    if auc["p_value"] is not None:
+        text += f" (p = {auc['p_value']:.3f})"
+    return text
+
+
 def _comparison(name, entry):
-    auc = entry.get("auc_difference")
-    auc_text = "–"
-    if auc and auc["mean"] is not None:
-        auc_text = f"{auc['mean']:+.4f}" + (f" ± {auc['sem']:.4f}" if auc["sem"] is not None else "")
-        if auc["p_value"] is not None:
-            auc_text += f" (p = {auc['p_value']:.3f})"
-    cells = [name, *_ratio(entry.get("limit_ratio")), *_ratio(entry.get("limit_no_mc_stat_ratio")), auc_text]
+    cells = [name, *_ratio(entry.get("limit_ratio")), *_ratio(entry.get("limit_no_mc_stat_ratio")),
+             difference_text(entry.get("auc_difference"))]
     return "| " + " | ".join(cells) + " |"
 
 
