@@ -7,7 +7,8 @@ Modules, one job each:
 * ``yields``    expected yields at a luminosity from the ``weight`` / ``xsec_fb`` / ``acceptance``
                 observers; background MC statistics (sum, sqrt(sum w^2), N_eff)
 * ``metrics``   weighted ROC, AUC, background rejection at fixed signal efficiency, best S/sqrt(B)
-* ``limits``    expected CLs upper limits with pyhf; histograms of the score with N_eff >= 10 per bin
+* ``likelihood``the binned HistFactory likelihood (pyhf's model), profiled exactly at any yield
+* ``limits``    expected CLs upper limits and significance (asymptotic); score histograms with N_eff >= 10 per bin
 * ``cutbased``  the classic cut-based reference analysis (soft-drop masses, b-tags, m_jj window), its
                 optimisation per mass point and its expected limit
 * ``summary``   per-training numbers, combined over repeated trainings of a model

@@ -132,10 +132,10 @@ def cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins=1, min_e
 
 
 def cut_based_limit(prediction, selection, luminosity_fb, mjj_bins=1, cl=DEFAULT_CL,
-                    min_effective_events=MIN_BACKGROUND_EVENTS, optimizer=None, mc_stat=True):
+                    min_effective_events=MIN_BACKGROUND_EVENTS, mc_stat=True):
     """Expected limit on mu and on sigma x BR (fb) from the events passing ``selection`` (limits.py)."""
     histograms = cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins, min_effective_events)
-    return limit_from_histograms(histograms, signal_cross_section(prediction), cl, optimizer, mc_stat)
+    return limit_from_histograms(histograms, signal_cross_section(prediction), cl, mc_stat)
 
 
 # --- optimisation per mass point -------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def best_selection(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_b
 
 
 def optimise(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_background_events=MIN_BACKGROUND_EVENTS,
-             mjj_bins=1, cl=DEFAULT_CL, optimizer=None):
+             mjj_bins=1, cl=DEFAULT_CL):
     """``best_selection`` and, on the same sample, its yields and expected limit (``mjj_bins`` bins
     of m_jj, 1 = a count).
 
@@ -259,5 +259,5 @@ def optimise(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_backgro
         **result,
         "definition": selection.describe(),
         **evaluate(prediction, selection, luminosity_fb, min_background_events),
-        "limit": cut_based_limit(prediction, selection, luminosity_fb, mjj_bins, cl, min_background_events, optimizer),
+        "limit": cut_based_limit(prediction, selection, luminosity_fb, mjj_bins, cl, min_background_events),
     }

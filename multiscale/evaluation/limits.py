@@ -1,23 +1,23 @@
-"""Expected upper limits on the signal strength with pyhf (asymptotic CLs, HistFactory model).
+"""Expected upper limits on the signal strength and discovery significance (asymptotic CLs, HistFactory model).
 
-The model of a histogram (one channel, ``n`` bins):
+The model of a histogram (``likelihood.BinnedModel``; one channel, ``n`` bins):
 
-* ``signal``: the expected signal yields s_k, scaled by the signal strength mu (``normfactor``);
-* ``background``: the expected background yields b_k with a ``staterror`` modifier, the MC
-  statistical uncertainty sqrt(sumw2_k) of each bin (Barlow-Beeston lite; bins with sumw2 = 0 get
-  their parameter fixed by pyhf). No other systematic uncertainty.
+* ``signal``: the expected signal yields s_k, scaled by the signal strength mu;
+* ``background``: the expected background yields b_k with the MC statistical uncertainty
+  sqrt(sumw2_k) of each bin as a Gaussian-constrained factor (pyhf's ``staterror``, Barlow-Beeston
+  lite); optional normalisation systematics (pyhf's ``normsys``) shared by signal and background.
 
 The expected limit is computed on the background-only Asimov data set (n_k = b_k, auxiliary data
-at nominal): the observed CLs limit on these data is the median expected limit, and pyhf returns
-the +-1 sigma and +-2 sigma expected band with it (``toms748_scan``: root finding of
-CLs(mu) = 1 - CL, test statistic q~_mu, asymptotic formulae). mu_up is relative to the signal in
-the histogram, so the limit on the signal cross section is mu_up * xsec_fb (the ``xsec_fb`` of the
-signal events: sigma x BR as generated).
-
-Fits: pyhf's default scipy (SLSQP) fits stop at their starting point, claiming success, when a bin
-holds more than ~1e5-1e6 expected events with a staterror parameter; MINUIT (``iminuit``) copes, and
-is used when installed. Bins that carry a negligible share of the sensitivity (the bulk background
-bin of a classifier histogram) are left out of the fit.
+at nominal): the CLs limit on these data is the median expected limit, and the +-1 sigma and
++-2 sigma band follows from the same test statistic (Cowan, Cranmer, Gross, Vitells,
+arXiv:1007.1727, the formulae pyhf uses): with q~_mu,A the profile-likelihood test statistic on the
+Asimov data, the expected CLs at the N sigma quantile is (1 - Phi(sqrt(q~_mu,A) - N)) / Phi(N), so
+the band edge N solves sqrt(q~_mu,A(mu)) = N + Phi^-1(1 - (1 - CL) Phi(N)): one monotone root per
+edge. q~_mu,A(mu) is profiled exactly at any yield by ``likelihood.profiled_deviance``
+(pyhf's own fits stop early when a bin holds ~1e7 events: that module says why); the tests check
+it against closed forms from B = 0.1 to 1e10 and against pyhf where pyhf's fits are reliable.
+mu_up is relative to the signal in the histogram, so the limit on the signal cross section is
+mu_up * xsec_fb (the ``xsec_fb`` of the signal events: sigma x BR as generated).
 
 Histograms of the classifier score (:func:`score_histograms`) start from bins of equal signal
 efficiency and merge neighbours from the high-score end until every bin holds background with at
@@ -25,189 +25,81 @@ least ``MIN_BACKGROUND_EVENTS`` effective MC events and a positive yield: a bin 
 resting on a few weighted events would dominate the limit with an unreliable b_k.
 """
 
-import warnings
-from contextlib import contextmanager
-
 import numpy as np
-import pyhf
+from scipy.optimize import brentq
 from scipy.stats import norm
 
 from .io import PredictionError
+from .likelihood import BinnedModel, ProfileError, profiled_deviance
 from .metrics import MIN_BACKGROUND_EVENTS, effective_events, enough_events
 from .yields import yield_weights
 
 DEFAULT_CL = 0.95
-BAND_KEYS = ("-2sigma", "-1sigma", "median", "+1sigma", "+2sigma")  # pyhf's order of the expected set
-_MU_MAX_GROWTH = 1e6  # the POI range may grow to this many times the rough guess
-# bins below this fraction of the total sensitivity sum(s^2 / (b + sumw2)) are left out of the fit:
-# dropping them weakens the limit by less than about half that fraction each
-NEGLIGIBLE_SENSITIVITY = 1e-4
-# above this many background events per bin (with MC stat uncertainty) pyhf's scipy fits are unreliable
-LARGE_BIN = 1e5
+BAND_KEYS = ("-2sigma", "-1sigma", "median", "+1sigma", "+2sigma")
+BAND_SIGMAS = (-2, -1, 0, 1, 2)
+METHOD = "asymptotic CLs, q~_mu on background-only Asimov data, nuisance parameters profiled exactly"
+_MAX_BRACKET_STEPS = 200  # doublings of the POI bracket: 2^200 times the Gaussian guess
+_RTOL = 1e-10  # relative precision of each root
 
 
-def histfactory_model(signal_yields, background_yields, background_sumw2=None, mu_max=10.0, mu_init=1.0):
-    """pyhf model: signal x mu (normfactor, bounds [0, mu_max], starting value mu_init) + background with
-    staterror from sumw2 (no staterror when sumw2 is None or zero everywhere)."""
-    background = {"name": "background", "data": [float(b) for b in background_yields], "modifiers": []}
-    if background_sumw2 is not None and np.any(np.asarray(background_sumw2) > 0):
-        background["modifiers"].append(
-            {"name": "mc_stat", "type": "staterror", "data": [float(np.sqrt(v)) for v in background_sumw2]}
-        )
-    signal = {
-        "name": "signal",
-        "data": [float(s) for s in signal_yields],
-        "modifiers": [{"name": "mu", "type": "normfactor", "data": None}],
-    }
-    spec = {
-        "channels": [{"name": "signal_region", "samples": [signal, background]}],
-        "parameters": [{"name": "mu", "bounds": [[0.0, float(mu_max)]], "inits": [float(mu_init)]}],
-    }
-    return pyhf.Model(spec, poi_name="mu")
+def band_targets(cl=DEFAULT_CL):
+    """sqrt(q~_mu,A) at each band edge's limit: N + Phi^-1(1 - (1 - CL) Phi(N)), N = -2 ... +2."""
+    return {key: n + norm.isf((1.0 - cl) * norm.cdf(n)) for key, n in zip(BAND_KEYS, BAND_SIGMAS)}
 
 
-def _check_yields(signal, background, sumw2):
-    if not (len(signal) == len(background) and (sumw2 is None or len(sumw2) == len(background))):
-        raise ValueError("signal, background and sumw2 need one entry per bin")
-    if len(background) == 0 or np.any(background <= 0):
-        raise ValueError(f"every bin needs a positive background yield, got {background.tolist()}")
-    if np.any(signal < 0) or not signal.sum() > 0:
-        raise ValueError(f"the signal yields must be >= 0 and not all 0, got {signal.tolist()}")
+def _gaussian_guess(model, target):
+    """mu where sqrt(q) reaches ``target`` for Gaussian bins without systematics: the bracket's start."""
+    sumw2 = 0.0 if model.background_sumw2 is None else model.background_sumw2
+    return target / np.sqrt(np.sum(model.signal**2 / (model.background + sumw2)))
 
 
-def _sensitivity(signal, background, sumw2):
-    """Per bin, the Gaussian sensitivity s_k^2 / (b_k + sumw2_k) (its sum is 1 / sigma_mu^2)."""
-    return signal**2 / (background + (0.0 if sumw2 is None else sumw2))
+def _solve_sqrt_q(model, target):
+    """mu >= 0 with sqrt(q~_mu,A(mu)) = target (q increases with mu from q(0) = 0)."""
+
+    def excess(mu):
+        return np.sqrt(profiled_deviance(model, mu)[0]) - target
+
+    high = _gaussian_guess(model, target)
+    for _ in range(_MAX_BRACKET_STEPS):
+        if excess(high) > 0:
+            break
+        high *= 2.0
+    else:
+        raise ProfileError(f"q~_mu,A stays below {target ** 2:.3g} up to mu = {high:.3g}: no limit")
+    low = high / 2.0
+    while low > 0 and excess(low) > 0:
+        low /= 2.0
+    return brentq(excess, low, high, xtol=1e-300, rtol=_RTOL)
 
 
-def _limit_scale(sensitivity):
-    """A rough Gaussian guess of the limit, 2 / sqrt(sum of the sensitivities): only the starting
-    bracket of pyhf's root finding (evaluating CLs far beyond the limit is numerically fragile)."""
-    return 2.0 / np.sqrt(np.sum(sensitivity))
-
-
-def default_optimizer(background, background_sumw2=None):
-    """"minuit" when a bin holds more than LARGE_BIN background events with an MC statistical
-    parameter (and iminuit is installed), else "scipy".
-
-    pyhf's default scipy SLSQP fits stop at the starting point, claiming success, when a bin holds
-    more than ~1e5-1e6 expected events together with a staterror parameter; MINUIT copes, but takes
-    seconds per limit, so it runs only where it is needed.
-    """
-    if background_sumw2 is None or not np.any((np.asarray(background) > LARGE_BIN) & (np.asarray(background_sumw2) > 0)):
-        return "scipy"
-    try:
-        import iminuit  # noqa: F401
-    except ImportError:
-        return "scipy"
-    return "minuit"
-
-
-@contextmanager
-def _pyhf_optimizer(name):
-    """Run pyhf with the optimizer ``name`` ("scipy" or "minuit"), restoring the previous one after."""
-    tensorlib, previous = pyhf.get_backend()
-    pyhf.set_backend(tensorlib, name)
-    try:
-        yield
-    finally:
-        pyhf.set_backend(tensorlib, previous)
-
-
-def _scan(signal, background, sumw2, cl, guess):
-    """pyhf's toms748 scan for the expected set, POI range growing when the scan steps beyond it."""
-    mu_max = 100.0 * guess
-    while True:
-        model = histfactory_model(signal, background, sumw2, mu_max=mu_max, mu_init=guess)
-        asimov = background.tolist() + model.config.auxdata  # background only, nuisances nominal
-        try:
-            # probes where the Asimov q_mu is 0 give 0/0 in pyhf's CLs (numpy warnings, no harm: the
-            # scan moves on, and expected_limit checks the band it returns)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                _, expected = pyhf.infer.intervals.upper_limits.toms748_scan(
-                    asimov, model, 0.2 * guess, 5.0 * guess, level=1.0 - cl, test_stat="qtilde"
-                )
-            return [float(value) for value in expected]
-        except ValueError as err:  # the scan stepped beyond the POI bounds: widen them
-            if "outside of its bounds" not in str(err) or mu_max > _MU_MAX_GROWTH * guess:
-                raise
-            mu_max *= 10.0
-
-
-def _fit(signal, background, sumw2, fitted, sensitivity, cl, optimizer):
-    """The expected set of the bins ``fitted`` and the optimizer that made it."""
-    signal_fit, background_fit = signal[fitted], background[fitted]
-    sumw2_fit = None if sumw2 is None else sumw2[fitted]
-    optimizer = optimizer or default_optimizer(background_fit, sumw2_fit)
-    if optimizer == "scipy" and sumw2_fit is not None and np.any((background_fit > LARGE_BIN) & (sumw2_fit > 0)):
-        warnings.warn(
-            f"a fitted bin holds more than {LARGE_BIN:g} background events with an MC stat uncertainty: pyhf's "
-            "scipy fits may stop early there and misplace the limit; install iminuit for optimizer='minuit'",
-            stacklevel=3,
-        )
-    with _pyhf_optimizer(optimizer):
-        return _scan(signal_fit, background_fit, sumw2_fit, cl, _limit_scale(sensitivity[fitted])), optimizer
-
-
-def expected_limit(signal_yields, background_yields, background_sumw2=None, cl=DEFAULT_CL, optimizer=None):
+def expected_limit(signal_yields, background_yields, background_sumw2=None, cl=DEFAULT_CL, systematics=()):
     """Expected CL upper limit on the signal strength mu (background-only Asimov data, CLs, q~_mu).
 
-    Returns {cl, mu_up (median), band {-2sigma, -1sigma, median, +1sigma, +2sigma}, n_bins,
-    fitted_bins, S, B, optimizer}. Bins carrying less than ``NEGLIGIBLE_SENSITIVITY`` of the total
-    sensitivity (sum of s^2 / (b + sumw2)) are left out of the fit (``fitted_bins``: the others):
-    the bulk background bin of a classifier histogram changes nothing but upsets the fits. When a
-    fit still fails, the least sensitive bin is dropped and the fit repeated
-    (``dropped_after_failed_fit``): the limit of fewer bins is weaker, never stronger.
-    ``optimizer``: pyhf's "scipy" or "minuit" (default: :func:`default_optimizer`).
+    Returns {cl, mu_up (median), band {-2sigma, -1sigma, median, +1sigma, +2sigma}, n_bins, S, B,
+    method}. ``systematics``: ``likelihood.Systematic`` nuisance parameters. Raises ValueError for
+    impossible yields and ``likelihood.ProfileError`` when the limit cannot be computed reliably.
     """
-    signal = np.asarray(signal_yields, dtype=np.float64)
-    background = np.asarray(background_yields, dtype=np.float64)
-    sumw2 = None if background_sumw2 is None else np.asarray(background_sumw2, dtype=np.float64)
-    _check_yields(signal, background, sumw2)
-    sensitivity = _sensitivity(signal, background, sumw2)
-    fitted = np.flatnonzero(sensitivity >= NEGLIGIBLE_SENSITIVITY * sensitivity.sum())
-    dropped = []
-    while True:
-        try:
-            expected, optimizer_used = _fit(signal, background, sumw2, fitted, sensitivity, cl, optimizer)
-            break
-        except (pyhf.exceptions.FailedMinimization, ValueError):
-            # a fit that does not converge (typically MC stat. uncertainties far above the signal):
-            # drop the least sensitive bin and fit again; the limit gets weaker, never stronger
-            if len(fitted) == 1:
-                raise
-            weakest = fitted[np.argmin(sensitivity[fitted])]
-            dropped.append(int(weakest))
-            fitted = fitted[fitted != weakest]
-    optimizer = optimizer_used
-    if not (np.all(np.isfinite(expected)) and np.all(np.diff(expected) >= 0)):
-        raise RuntimeError(f"pyhf returned an invalid expected band {expected} (optimizer {optimizer})")
-    band = dict(zip(BAND_KEYS, expected))
+    model = BinnedModel(signal_yields, background_yields, background_sumw2, tuple(systematics))
+    band = {key: _solve_sqrt_q(model, target) for key, target in band_targets(cl).items()}
+    values = [band[key] for key in BAND_KEYS]
+    if not (np.all(np.isfinite(values)) and np.all(np.diff(values) > 0)):
+        raise ProfileError(f"the expected band {values} is not increasing")
     return {
         "cl": float(cl),
         "mu_up": band["median"],
         "band": band,
-        "n_bins": len(background),
-        "fitted_bins": fitted.tolist(),
-        "dropped_after_failed_fit": dropped,
-        "S": float(signal.sum()),
-        "B": float(background.sum()),
-        "optimizer": optimizer,
+        "n_bins": len(model.background),
+        "S": float(model.signal.sum()),
+        "B": float(model.background.sum()),
+        "method": METHOD,
     }
 
 
-def expected_significance(signal_yields, background_yields, background_sumw2=None, optimizer=None):
-    """Median expected discovery significance Z0 of the signal at mu = 1: the q0 test of mu = 0 on the
-    signal-plus-background Asimov data (n_k = s_k + b_k), asymptotic, Z0 = Phi^-1(1 - p0)."""
-    signal = np.asarray(signal_yields, dtype=np.float64)
-    background = np.asarray(background_yields, dtype=np.float64)
-    sumw2 = None if background_sumw2 is None else np.asarray(background_sumw2, dtype=np.float64)
-    _check_yields(signal, background, sumw2)
-    model = histfactory_model(signal, background, sumw2)
-    asimov = (signal + background).tolist() + model.config.auxdata
-    with _pyhf_optimizer(optimizer or default_optimizer(background, sumw2)):
-        p0 = float(pyhf.infer.hypotest(0.0, asimov, model, test_stat="q0"))
-    return float(norm.isf(p0))
+def expected_significance(signal_yields, background_yields, background_sumw2=None, systematics=()):
+    """Median expected discovery significance Z0 of the signal at mu = 1: sqrt(q0) of the test of
+    mu = 0 on the signal-plus-background Asimov data (n_k = s_k + b_k), asymptotic."""
+    model = BinnedModel(signal_yields, background_yields, background_sumw2, tuple(systematics))
+    return float(np.sqrt(profiled_deviance(model, 0.0, mu_asimov=1.0)[0]))
 
 
 def merge_from_top(background, background_sumw2, min_effective_events=MIN_BACKGROUND_EVENTS):
@@ -301,12 +193,13 @@ def signal_cross_section(prediction):
     return float(xsec[0])
 
 
-def limit_from_histograms(histograms, signal_xsec_fb, cl=DEFAULT_CL, optimizer=None, mc_stat=True):
+def limit_from_histograms(histograms, signal_xsec_fb, cl=DEFAULT_CL, mc_stat=True, systematics=()):
     """:func:`expected_limit` of ``histograms`` plus the limit on sigma x BR (fb) = mu_up x signal_xsec_fb.
 
-    ``mc_stat=False`` leaves the background MC statistical uncertainty out: the limit an infinite MC
-    sample would give, to tell the physics from the MC statistics. None-valued limits with a
-    ``note`` when the histogram has no signal, a bin without background, or the fit fails.
+    ``mc_stat=False`` leaves the background MC statistical uncertainty out: the limit at the sampled
+    background yields, as if they were exact (not what a larger MC sample would give: its yields
+    would differ). None-valued limits with a ``note`` when the histogram has no signal, a bin without
+    background, or the limit cannot be computed reliably.
     """
     signal, background = histograms["signal"], histograms["background"]
     result = {"histograms": histograms, "signal_xsec_fb": float(signal_xsec_fb), "mc_stat": mc_stat}
@@ -315,9 +208,9 @@ def limit_from_histograms(histograms, signal_xsec_fb, cl=DEFAULT_CL, optimizer=N
         return {**result, **none, "note": "no limit: no signal selected or a bin without background"}
     sumw2 = histograms["background_sumw2"] if mc_stat else None
     try:
-        limit = expected_limit(signal, background, sumw2, cl, optimizer)
-    except (pyhf.exceptions.FailedMinimization, RuntimeError, ValueError) as err:
-        return {**result, **none, "note": f"no limit: the pyhf fit failed ({' '.join(str(err).split())[:120]})"}
+        limit = expected_limit(signal, background, sumw2, cl, systematics)
+    except (ProfileError, ValueError) as err:
+        return {**result, **none, "note": f"no limit: {' '.join(str(err).split())[:160]}"}
     if histograms["low_statistics"]:
         limit["note"] = (
             f"the background rests on fewer than {histograms['min_effective_events']} effective MC events"
@@ -331,7 +224,7 @@ def limit_from_histograms(histograms, signal_xsec_fb, cl=DEFAULT_CL, optimizer=N
 
 
 def classifier_limit(prediction, luminosity_fb, n_bins=10, cl=DEFAULT_CL, min_effective_events=MIN_BACKGROUND_EVENTS,
-                     optimizer=None, mc_stat=True):
+                     mc_stat=True):
     """Expected limit on mu and on sigma x BR from the binned classifier score (:func:`score_histograms`)."""
     histograms = score_histograms(prediction, luminosity_fb, n_bins, min_effective_events)
-    return limit_from_histograms(histograms, signal_cross_section(prediction), cl, optimizer, mc_stat)
+    return limit_from_histograms(histograms, signal_cross_section(prediction), cl, mc_stat)

@@ -1,5 +1,5 @@
 """Evaluate the mass scan of ``tools/study_mass_scan.sh``: per model, mass point and fold the
-weighted ROC figures, the best S/sqrt(B) and the expected 95% CL limit (pyhf, binned score); per
+weighted ROC figures, the best S/sqrt(B) and the expected 95% CL limit (asymptotic CLs, binned score); per
 mass point and fold the cut-based selection, optimised on the other folds and evaluated on this
 one; paired comparisons (cross vs concat, parameterised vs per-mass cross, ML vs cuts); plots.
 
@@ -14,7 +14,6 @@ one copy per b-tag class). Writes ``OUT/results.json``, ``OUT/results.md`` and `
 
 import argparse
 import json
-import logging
 import multiprocessing
 import os
 import re
@@ -206,12 +205,10 @@ def comparisons(results, masses):
 
 def _evaluate_file(job):
     path, luminosity_fb, n_bins = job
-    logging.getLogger("pyhf").setLevel(logging.CRITICAL)  # a failed fit is recorded as a note, not printed
     return evaluate_training(read_prediction(path), luminosity_fb, n_bins)
 
 
 def _cut_based(job):
-    logging.getLogger("pyhf").setLevel(logging.CRITICAL)
     return cut_based_folds(*job)
 
 

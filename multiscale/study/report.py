@@ -77,9 +77,10 @@ def markdown(summary):
         f"# Mass scan: expected sensitivity at {summary['luminosity_fb']:g} fb^-1",
         "",
         "Mean ± standard deviation over the trainings (folds). Limits: expected (median, background-only "
-        "Asimov) 95% CL upper limit on σ(gg → H) × BR(H → hh → bbbb) from pyhf, with the background MC "
-        "statistical uncertainty as nuisance parameters, and without it (what an infinite MC sample would "
-        "give); \"(k of n)\": the fit failed for the other trainings. S/√B: best score cut keeping ≥ "
+        "Asimov, asymptotic CLs) 95% CL upper limit on σ(gg → H) × BR(H → hh → bbbb), with the "
+        "background MC statistical uncertainty as nuisance parameters, and without it (the limit at the "
+        "sampled background yields taken as exact, not what a larger MC sample would give: its yields would "
+        "differ); \"(k of n)\": no limit could be computed for the other trainings. S/√B: best score cut keeping ≥ "
         f"{summary['min_background_events']} effective background MC events, σ×BR = 10 fb; † marks a "
         "number resting on fewer effective background MC events than that.",
         "",
