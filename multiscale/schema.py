@@ -10,7 +10,14 @@ TREE_NAME = "Events"
 PROCESS_CODES = {"qcd": 0, "ttbar": 1, "hh4b": 2}
 SIGNAL_PROCESSES = ("hh4b",)
 
-EVENT_BRANCHES = ("event_id", "gen_seed", "process", "label", "weight", "mH", "is_signal", "is_background", "met", "met_phi", "ht")
+# ``phase_space`` branch: which part of its process's phase space a sample covers. The heavy-flavour
+# filtered and vetoed samples (generation/hf_filter.py) are disjoint and add up to the inclusive
+# process, so a process is evaluated either from its inclusive sample or from both of them.
+PHASE_SPACES = {"inclusive": 0, "hf_filtered": 1, "hf_vetoed": 2}
+STITCHED_PHASE_SPACES = (PHASE_SPACES["hf_filtered"], PHASE_SPACES["hf_vetoed"])
+
+EVENT_BRANCHES = ("event_id", "gen_seed", "process", "phase_space", "label", "weight", "mH", "is_signal",
+                  "is_background", "met", "met_phi", "ht")
 
 FATJET_FIELDS = ("pt", "eta", "phi", "energy", "mass", "sdmass", "tau1", "tau2", "tau3", "nparticles", "nbtag")
 FATJET_PREFIXES = ("fj1", "fj2")

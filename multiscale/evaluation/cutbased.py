@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import vector
 
-from .limits import DEFAULT_CL, binned_yields, limit_from_histograms, signal_cross_section
+from .limits import DEFAULT_CL, binned_yields, btag_variations, limit_from_histograms, signal_cross_section
 from .metrics import MIN_BACKGROUND_EVENTS, effective_events, enough_events, rejection
-from .yields import mc_statistics, yield_weights
+from .yields import event_index, mc_statistics, yield_weights
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,9 @@ def evaluate(prediction, selection, luminosity_fb, min_background_events=MIN_BAC
     passed = select(prediction.arrays, selection)
     is_signal = prediction.is_signal
     yields = yield_weights(prediction, luminosity_fb)
-    background_all = mc_statistics(yields[~is_signal])
-    background = mc_statistics(yields[passed & ~is_signal])
+    event = event_index(prediction)
+    background_all = mc_statistics(yields[~is_signal], event[~is_signal])
+    background = mc_statistics(yields[passed & ~is_signal], event[passed & ~is_signal])
     s, b = float(yields[passed & is_signal].sum()), background["yield"]
     eff_b = b / background_all["yield"]
     n_bkg_pass = int((passed & ~is_signal).sum())
@@ -128,7 +129,8 @@ def cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins=1, min_e
     bin_index = np.clip(np.searchsorted(edges[1:-1], mjj, side="right"), 0, mjj_bins - 1)
     bin_index = np.where(passed, bin_index, -1)
     yields = yield_weights(prediction, luminosity_fb)
-    return binned_yields(bin_index, edges, prediction.is_signal, yields, min_effective_events)
+    return binned_yields(bin_index, edges, prediction.is_signal, yields, min_effective_events, event_index(prediction),
+                         btag_variations(prediction))
 
 
 def cut_based_limit(prediction, selection, luminosity_fb, mjj_bins=1, cl=DEFAULT_CL,
@@ -193,9 +195,29 @@ def _passing_sums(indices, lower, weights, shape):
     return histogram
 
 
+def _per_event_sumw2_rows(indices, nbtag, background_yield, event, min_btags):
+    """Rows (indices, weights) whose passing sums are the background sumw2 at every grid point with the
+    copies of one event summed before squaring. The copies (truth tagging) share the event's
+    kinematics and differ in their b-tags, so at a requirement ">= k tags" event e contributes
+    Y_e(k)^2, Y_e(k) = the yield of its copies with >= k tags. Each event gets one row per k on the
+    b-tag axis, weight Y_e(k)^2 - Y_e(k+1)^2: the cumulative sum from above over that axis gives back
+    Y_e(k)^2 at requirement k."""
+    first, inverse = np.unique(event, return_index=True, return_inverse=True)[1:]
+    inverse = inverse.ravel()
+    passing = np.stack([np.bincount(inverse, weights=np.where(nbtag >= k, background_yield, 0.0), minlength=len(first))
+                        for k in min_btags])  # (requirements, events): Y_e(k)
+    squared = np.square(passing)
+    steps = squared - np.r_[squared[1:], np.zeros((1, len(first)))]
+    n_req = len(min_btags)
+    rows = tuple(np.tile(axis[first], n_req) for axis in indices)
+    rows = rows[:2] + (np.repeat(np.arange(1, n_req + 1), len(first)),) + rows[3:]
+    return rows, steps.ravel()
+
+
 def scan(prediction, luminosity_fb, mH, grid=OptimisationGrid()):
-    """S, B and background sum(y^2) at every grid point: arrays of shape
-    (sdmass_low, sdmass_high, min_btags, mjj_low, mjj_high)."""
+    """S, B and background sumw2 at every grid point: arrays of shape
+    (sdmass_low, sdmass_high, min_btags, mjj_low, mjj_high). sumw2 sums the copies of one generated
+    event (truth tagging) before squaring: see yields.py."""
     arrays = prediction.arrays
     sdmass = np.stack([np.asarray(arrays[f"{jet}_sdmass"], dtype=np.float64) for jet in ("fj1", "fj2")])
     nbtag = np.asarray(arrays["fj1_nbtag"], dtype=np.int64) + np.asarray(arrays["fj2_nbtag"], dtype=np.int64)
@@ -211,10 +233,13 @@ def scan(prediction, luminosity_fb, mH, grid=OptimisationGrid()):
     shape = tuple(len(values) for values in grid.cuts())
     yields = yield_weights(prediction, luminosity_fb)
     sig = prediction.is_signal
+    background = tuple(axis[~sig] for axis in indices)
+    rows, steps = _per_event_sumw2_rows(background, nbtag[~sig], yields[~sig], event_index(prediction)[~sig],
+                                        grid.min_btags)
     return {
         "S": _passing_sums(indices, lower, np.where(sig, yields, 0.0), shape),
         "B": _passing_sums(indices, lower, np.where(sig, 0.0, yields), shape),
-        "B_sumw2": _passing_sums(indices, lower, np.where(sig, 0.0, np.square(yields)), shape),
+        "B_sumw2": _passing_sums(rows, lower, steps, shape),
     }
 
 

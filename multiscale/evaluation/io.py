@@ -28,8 +28,10 @@ CUTBASED_BRANCHES = tuple(
 SCORE_ONLY = (TRUTH_BRANCH, SCORE_BRANCH)
 SCHEMA_BRANCHES = ("event_id", *NORMALISATION_BRANCHES, *CUTBASED_BRANCHES)
 REQUIRED_BRANCHES = (*SCORE_ONLY, *SCHEMA_BRANCHES)
-# read when present: the signal mass point, to cross-check the --mH of the cut-based mjj window
-OPTIONAL_BRANCHES = ("mH",)
+# read when present: the signal mass point, to cross-check the --mH of the cut-based mjj window; the
+# sample's phase space (yields.py), the run's seed (which generated event an entry is a copy of) and
+# the event weight's factors under the b-tag efficiency uncertainty (limits.systematics_of)
+OPTIONAL_BRANCHES = ("mH", "phase_space", "gen_seed", "btag_weight_up", "btag_weight_down")
 EVERYTHING_ELSE = (*SCHEMA_BRANCHES, *OPTIONAL_BRANCHES)
 
 
@@ -134,6 +136,20 @@ def _check_content(prediction):
     for name in (SCORE_BRANCH, "weight"):
         if name in prediction.arrays and not np.all(np.isfinite(prediction.arrays[name])):
             raise PredictionError(f"{prediction.path}: '{name}' holds NaN or infinite values")
+
+
+def read_event_files(files, branches):
+    """The events of schema files (generator or truth-tagging output, no score) as one Prediction, for
+    the selections that need no classifier: ``branches`` (those of them the files have) and a zero score."""
+    parts = []
+    for path in files:
+        with events_tree(path) as tree:
+            available = [name for name in branches if name in tree.keys()]
+            parts.append(Prediction(str(path), {name: np.asarray(v) for name, v in tree.arrays(available, library="np").items()}))
+    events = Prediction.concatenate(parts)
+    events.arrays[SCORE_BRANCH] = np.zeros(len(events.arrays["weight"]))
+    events.path = f"{len(files)} event files"
+    return events
 
 
 def read_predictions(paths, progress=None, **options):

@@ -30,9 +30,9 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 
 from .io import PredictionError
-from .likelihood import BinnedModel, ProfileError, profiled_deviance
+from .likelihood import BinnedModel, ProfileError, Systematic, profiled_deviance
 from .metrics import MIN_BACKGROUND_EVENTS, effective_events, enough_events
-from .yields import yield_weights
+from .yields import event_index, yield_weights
 
 DEFAULT_CL = 0.95
 BAND_KEYS = ("-2sigma", "-1sigma", "median", "+1sigma", "+2sigma")
@@ -40,6 +40,9 @@ BAND_SIGMAS = (-2, -1, 0, 1, 2)
 METHOD = "asymptotic CLs, q~_mu on background-only Asimov data, nuisance parameters profiled exactly"
 _MAX_BRACKET_STEPS = 200  # doublings of the POI bracket: 2^200 times the Gaussian guess
 _RTOL = 1e-10  # relative precision of each root
+# the background normalisation uncertainty of the limits with systematics: +-10%, one nuisance parameter
+# for the whole background (a stand-in for an analysis's data-driven normalisation)
+BACKGROUND_NORMALISATION = 0.10
 
 
 def band_targets(cl=DEFAULT_CL):
@@ -102,19 +105,25 @@ def expected_significance(signal_yields, background_yields, background_sumw2=Non
     return float(np.sqrt(profiled_deviance(model, 0.0, mu_asimov=1.0)[0]))
 
 
-def merge_from_top(background, background_sumw2, min_effective_events=MIN_BACKGROUND_EVENTS):
+def merge_from_top(background, background_sumw2, min_effective_events=MIN_BACKGROUND_EVENTS, range_sumw2=None):
     """First (lowest) original bin of each merged bin, ascending.
 
     Walking down from the highest bin, bins are added to the current merged bin until its background
     has N_eff >= min_effective_events and a positive yield; a remainder at the low end that never
     qualifies joins the lowest merged bin (all bins become one when none qualifies).
+    ``range_sumw2(lo, hi)``: the sumw2 of bins lo..hi-1 merged, when the copies of one event can fall
+    into several bins (default: the sum of the bins' sumw2).
     """
-    starts, total, total_sumw2 = [], 0.0, 0.0
+    if range_sumw2 is None:
+        def range_sumw2(lo, hi):
+            return float(np.sum(background_sumw2[lo:hi]))
+
+    starts, total, top = [], 0.0, len(background)
     for k in reversed(range(len(background))):
-        total, total_sumw2 = total + background[k], total_sumw2 + background_sumw2[k]
-        if total > 0 and enough_events(effective_events(total, total_sumw2), min_effective_events):
+        total += background[k]
+        if total > 0 and enough_events(effective_events(total, range_sumw2(k, top)), min_effective_events):
             starts.append(k)
-            total, total_sumw2 = 0.0, 0.0
+            total, top = 0.0, k
     if starts:
         starts[-1] = 0
     else:
@@ -122,10 +131,15 @@ def merge_from_top(background, background_sumw2, min_effective_events=MIN_BACKGR
     return sorted(starts)
 
 
-def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_BACKGROUND_EVENTS):
+def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_BACKGROUND_EVENTS, event=None,
+                  variations=None):
     """Signal and background yields and background sumw2 per bin, bins merged by :func:`merge_from_top`.
 
     ``bin_index``: each event's bin in 0..len(edges)-2, or -1 for events outside the histogram.
+    ``event`` (yields.event_index): the copies of one generated event in a bin are summed before
+    squaring, in the bins and in the merged bins. ``variations``: {name: per-event factor of the
+    yield} (e.g. the b-tag weight at +1 sigma); their merged signal and background yields are
+    returned under ``variations`` for the systematic uncertainties (:func:`systematics_of`).
     Returns {edges, signal, background, background_sumw2, min_effective_events,
     background_effective_events, low_statistics} (low_statistics: some bin still has background
     N_eff < min_effective_events or no background, i.e. all bins together do not have enough).
@@ -135,8 +149,22 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
     index, sig, y = np.asarray(bin_index)[inside], np.asarray(is_signal, dtype=bool)[inside], np.asarray(yields)[inside]
     signal = np.bincount(index[sig], weights=y[sig], minlength=n_bins)
     background = np.bincount(index[~sig], weights=y[~sig], minlength=n_bins)
-    sumw2 = np.bincount(index[~sig], weights=np.square(y[~sig]), minlength=n_bins)
-    starts = merge_from_top(background, sumw2, min_effective_events)
+    b_index, b_yield = index[~sig], y[~sig]
+    b_event = None if event is None else np.asarray(event)[inside][~sig]
+
+    def sumw2_of(bin_of_entry, n):
+        """Per bin of ``bin_of_entry`` (n bins), sum over events of (their yield in the bin)^2."""
+        if b_event is None:
+            return np.bincount(bin_of_entry, weights=np.square(b_yield), minlength=n)
+        pairs, pair_of_entry = np.unique(np.column_stack([bin_of_entry, b_event]), axis=0, return_inverse=True)
+        per_pair = np.bincount(pair_of_entry.ravel(), weights=b_yield, minlength=len(pairs))
+        return np.bincount(pairs[:, 0], weights=np.square(per_pair), minlength=n)
+
+    def range_sumw2(lo, hi):
+        return float(sumw2_of(((b_index >= lo) & (b_index < hi)).astype(np.int64), 2)[1])
+
+    starts = merge_from_top(background, sumw2_of(b_index, n_bins), min_effective_events,
+                            None if b_event is None else range_sumw2)
     merged = np.searchsorted(starts, np.arange(n_bins), side="right") - 1  # original bin -> merged bin
 
     def merge(values):
@@ -146,9 +174,16 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
         "edges": [float(edges[k]) for k in starts] + [float(edges[-1])],
         "signal": merge(signal),
         "background": merge(background),
-        "background_sumw2": merge(sumw2),
+        "background_sumw2": sumw2_of(merged[b_index], len(starts)),
         "min_effective_events": min_effective_events,
     }
+    result["variations"] = {}
+    for name, factor in (variations or {}).items():
+        varied = y * np.asarray(factor, dtype=np.float64)[inside]
+        result["variations"][name] = {
+            "signal": np.bincount(merged[index[sig]], weights=varied[sig], minlength=len(starts)),
+            "background": np.bincount(merged[index[~sig]], weights=varied[~sig], minlength=len(starts)),
+        }
     result["background_effective_events"] = effective_events(result["background"], result["background_sumw2"])
     result["low_statistics"] = not bool(
         np.all(enough_events(result["background_effective_events"], min_effective_events))
@@ -182,7 +217,30 @@ def score_histograms(prediction, luminosity_fb, n_bins=10, min_effective_events=
     inner = inner[(inner > score.min()) & (inner <= score.max())]  # no empty outer bins
     edges = np.r_[score.min(), inner, score.max()]
     bin_index = np.searchsorted(inner, score, side="right")
-    return binned_yields(bin_index, edges, is_signal, yields, min_effective_events)
+    return binned_yields(bin_index, edges, is_signal, yields, min_effective_events, event_index(prediction),
+                         btag_variations(prediction))
+
+
+def btag_variations(prediction):
+    """{btag_up, btag_down: per-event weight factors} when the file carries them (generator >= issue 25)."""
+    arrays = prediction.arrays
+    if "btag_weight_up" not in arrays or "btag_weight_down" not in arrays:
+        return {}
+    return {"btag_up": arrays["btag_weight_up"], "btag_down": arrays["btag_weight_down"]}
+
+
+def systematics_of(histograms, background_normalisation=BACKGROUND_NORMALISATION):
+    """The systematic uncertainties of a limit on ``histograms``: the background normalisation (one
+    factor on every bin) and, when the histograms carry its variations, the b-tagging efficiency
+    (correlated between signal and background: one nuisance parameter moves both)."""
+    n = len(histograms["background"])
+    systematics = [Systematic("background_norm", np.ones(n), np.full(n, 1.0 + background_normalisation))]
+    variations = histograms.get("variations") or {}
+    if "btag_up" in variations and "btag_down" in variations:
+        up, down = variations["btag_up"], variations["btag_down"]
+        systematics.append(Systematic.from_variations("btag_eff", histograms["signal"], histograms["background"],
+                                                      up["signal"], down["signal"], up["background"], down["background"]))
+    return systematics
 
 
 def signal_cross_section(prediction):

@@ -46,25 +46,52 @@ def _weights(n, sample_weight):
     return np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
 
 
-def kept_sums(score, weight, thresholds):
-    """sum(w) and sum(w^2) of the events with ``score >= t``, for each threshold t."""
+def sumw2_increments(weight, event=None):
+    """Per entry, in the order given, how much sum_e (sum of the weights of e's entries so far)^2 grows
+    when the entry is added after those before it: w^2 when ``event`` is None (every entry its own
+    event), else w (2 P + w), P the weight of the same event's earlier entries. Their cumulative sum
+    is the sumw2 of every prefix, with the copies of one event summed before squaring (yields.py)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    if event is None:
+        return np.square(weight)
+    _, inverse = np.unique(np.asarray(event), return_inverse=True)
+    inverse = inverse.ravel()
+    by_event = np.argsort(inverse, kind="stable")  # each event's entries together, in the given order
+    grouped, w = inverse[by_event], weight[by_event]
+    first = np.r_[True, grouped[1:] != grouped[:-1]]
+    rank = np.arange(len(w)) - np.maximum.accumulate(np.where(first, np.arange(len(w)), 0))
+    previous = np.zeros_like(w)
+    for r in range(1, int(rank.max(initial=0)) + 1):  # copies per event: a handful
+        at = np.flatnonzero(rank == r)
+        previous[at] = previous[at - 1] + w[at - 1]
+    increments = np.empty_like(weight)
+    increments[by_event] = w * (2.0 * previous + w)
+    return increments
+
+
+def kept_sums(score, weight, thresholds, event=None):
+    """sum(w) and sumw2 of the events with ``score >= t``, for each threshold t (sumw2 summed per
+    ``event`` before squaring when given: see sumw2_increments)."""
     order = np.argsort(score, kind="stable")
     sorted_score, sorted_weight = np.asarray(score)[order], np.asarray(weight, dtype=np.float64)[order]
     # suffix sums: entry k sums the events k..end of the ascending order (entry n: nothing)
     sumw = np.r_[np.cumsum(sorted_weight[::-1])[::-1], 0.0]
-    sumw2 = np.r_[np.cumsum(np.square(sorted_weight)[::-1])[::-1], 0.0]
+    descending_event = None if event is None else np.asarray(event)[order][::-1]
+    sumw2 = np.r_[np.cumsum(sumw2_increments(sorted_weight[::-1], descending_event))[::-1], 0.0]
     first_kept = np.searchsorted(sorted_score, thresholds, side="left")
     return sumw[first_kept], sumw2[first_kept]
 
 
-def roc(is_signal, score, sample_weight=None):
+def roc(is_signal, score, sample_weight=None, event=None):
     """Every ROC point (drop_intermediate=False keeps the interpolation exact), efficiencies weighted
-    by ``sample_weight`` (the yield weights) when given."""
+    by ``sample_weight`` (the yield weights) when given; the background N_eff of each point counts
+    the entries of one ``event`` (yields.event_index) as one MC event."""
     is_signal = np.asarray(is_signal, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
     fpr, tpr, thresholds = roc_curve(is_signal, score, sample_weight=sample_weight, drop_intermediate=False)
     weight = _weights(len(score), sample_weight)
-    sumw, sumw2 = kept_sums(score[~is_signal], weight[~is_signal], thresholds)
+    background_event = None if event is None else np.asarray(event)[~is_signal]
+    sumw, sumw2 = kept_sums(score[~is_signal], weight[~is_signal], thresholds, background_event)
     return Roc(tpr, fpr, thresholds, effective_events(sumw, sumw2))
 
 
@@ -125,13 +152,14 @@ def working_point(curve, signal_efficiency, min_background_events=MIN_BACKGROUND
     }
 
 
-def best_significance(is_signal, score, yield_weight, min_background_events=MIN_BACKGROUND_EVENTS):
+def best_significance(is_signal, score, yield_weight, min_background_events=MIN_BACKGROUND_EVENTS, event=None):
     """Scan the score thresholds for the highest expected S / sqrt(B).
 
     ``yield_weight`` is each event's expected yield (yields.yield_weights), so S and B are sums of
     weights over the kept events and the efficiencies are fractions of the total S and B. Cuts whose
     background has fewer than ``min_background_events`` effective MC events (N_eff) are skipped:
-    their B rests on a handful of events and S/sqrt(B) would chase fluctuations.
+    their B rests on a handful of events and S/sqrt(B) would chase fluctuations. ``event``
+    (yields.event_index): the entries of one generated event count as one MC event in N_eff.
     Returns a dict; ``significance`` is None when no cut qualifies.
     """
     is_signal = np.asarray(is_signal, dtype=bool)
@@ -140,7 +168,7 @@ def best_significance(is_signal, score, yield_weight, min_background_events=MIN_
     sig, weight = is_signal[order], np.asarray(yield_weight, dtype=np.float64)[order]
     s_cum = np.cumsum(np.where(sig, weight, 0.0))
     b_cum = np.cumsum(np.where(sig, 0.0, weight))
-    b2_cum = np.cumsum(np.where(sig, 0.0, np.square(weight)))
+    b2_cum = np.cumsum(sumw2_increments(np.where(sig, 0.0, weight), None if event is None else np.asarray(event)[order]))
     n_eff_cum = effective_events(b_cum, b2_cum)
     n_s_cum, n_b_cum = np.cumsum(sig), np.cumsum(~sig)
     # a threshold keeps all events with equal score: evaluate at the last event of each tie group

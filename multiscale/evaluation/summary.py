@@ -15,7 +15,7 @@ import numpy as np
 from . import cutbased
 from .io import CUTBASED_BRANCHES, NORMALISATION_BRANCHES
 from .metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, roc, working_point
-from .yields import mc_statistics, process_table, yield_weights
+from .yields import event_index, mc_statistics, process_table, yield_weights
 
 
 def efficiency_key(signal_efficiency):
@@ -78,18 +78,19 @@ def evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_backgr
     weights = event_weights(prediction, luminosity_fb)
     normalised = prediction.has(*NORMALISATION_BRANCHES)
     is_signal, score = prediction.is_signal, prediction.score
-    curve = roc(is_signal, score, weights)
+    event = event_index(prediction)  # truth-tagged copies of one event: one MC event in N_eff
+    curve = roc(is_signal, score, weights, event)
     points = {efficiency_key(e): working_point(curve, e, min_background_events) for e in signal_efficiencies}
     no_significance = {"significance": None, "threshold": None}
     entry = {
         "file": prediction.path,
         "n_signal": prediction.n_signal,
         "n_background": prediction.n_background,
-        "background_mc": mc_statistics(weights[~is_signal]),
+        "background_mc": mc_statistics(weights[~is_signal], event[~is_signal]),
         "auc": auc(is_signal, score, weights),
         "rejection": {key: point["rejection"] for key, point in points.items()},
         "working_points": points,
-        "significance": best_significance(is_signal, score, weights, min_background_events) if normalised
+        "significance": best_significance(is_signal, score, weights, min_background_events, event) if normalised
         else no_significance,
         "processes": {entry["name"]: entry for entry in process_table(prediction).values()} if normalised else {},
     }

@@ -1,49 +1,99 @@
 """Expected event yields at a luminosity, from the normalisation observers of the prediction file.
 
-For a process p (``process`` branch) the expected yield of event i of p at an integrated
-luminosity L (fb^-1) is
+For a sample g (a process, ``process`` branch, and the part of its phase space the sample covers,
+``phase_space`` branch: inclusive, or heavy-flavour filtered / vetoed, schema.PHASE_SPACES) the
+expected yield of event i of g at an integrated luminosity L (fb^-1) is
 
-    y_i = L * sigmaA_p * w_i / sum_{j in p} w_j
+    y_i = L * sigmaA_g * w_i / sum_{j in g} w_j
 
-* ``sigmaA_p`` = mean of ``xsec_fb * acceptance`` over the events of p in the evaluated sample:
-  the cross section (fb) times the preselection acceptance of the file each event came from.
-  Averaging per event works however many files the sample had, as long as the files of one process
-  sample the same phase space (they differ only by seed, so their acceptances agree within
-  statistics).
+* ``sigmaA_g`` = mean of ``xsec_fb * acceptance`` over the events of g in the evaluated sample:
+  the cross section (fb) of the sample (for a filtered or vetoed one, the process's cross section
+  times the weighted fraction of the tried events it kept) times the preselection acceptance of the
+  file each event came from. Averaging per event works however many files the sample had, as long
+  as the files of one sample cover the same phase space (they differ only by seed, so their
+  acceptances agree within statistics).
 * ``w_i`` = the ``weight`` branch. Weighted MC (Pythia pT-hat biasing, truth-tagged copies each
   carrying the probability of its b-tag configuration) has non-uniform weights; only their ratios
-  within a process matter, the process total is fixed by sigmaA_p. For unweighted MC (uniform w)
-  every event of p carries ``L * sigmaA_p / n_p`` (n_p = MC events of p in the sample).
+  within a sample matter, the sample total is fixed by sigmaA_g. For unweighted MC (uniform w)
+  every event of g carries ``L * sigmaA_g / n_g`` (n_g = MC events of g in the sample).
 
-A yield is a sum of y_i over the selected events, so N_p(cut) = L * sigmaA_p * eps_p(cut) with
-eps_p the weighted fraction of p passing the cut. The result does not depend on which fraction of
+Each sample is normalised on its own, so the heavy-flavour filtered and vetoed samples of one
+process, whose phase spaces differ, add up to the process without biasing each other. A process
+given by its inclusive sample *and* a filtered or vetoed one would be counted twice, and one
+given by only one of the two stitched samples would miss part of its phase space: both stop with
+an error naming the process.
+
+A yield is a sum of y_i over the selected events, so N_g(cut) = L * sigmaA_g * eps_g(cut) with
+eps_g the weighted fraction of g passing the cut. The result does not depend on which fraction of
 the generated events ended up in the test sample.
 
 MC statistics of a selection (:func:`mc_statistics`): the yield sum(y), its MC statistical
-uncertainty sqrt(sum(y^2)), and the effective number of MC events N_eff = (sum y)^2 / sum(y^2);
-1/sqrt(N_eff) is the relative MC statistical uncertainty of the yield. Within one process
-y is proportional to w, so N_eff = (sum w)^2 / sum(w^2); for a mixture of processes (QCD + ttbar)
-the yields y are the weights that enter B, hence N_eff is computed from them. Unweighted events of
-one process give N_eff = the number of MC events.
+uncertainty and the effective number of MC events N_eff = (sum y)^2 / sum(y^2). The copies of one
+generated event (truth tagging writes one per b-tag class, all with the event's kinematics) are
+one MC event: their yields are summed per event before squaring (``event``: :func:`event_index`),
+so sum(y^2) becomes sum over events of (sum of its selected copies' y)^2. Counted copy by copy,
+one 4-b event at >= 2 tags would count as N_eff = 2.75 and the MC uncertainty would come out too
+small.
 """
 
 import numpy as np
 
-from ..schema import PROCESS_CODES
+from ..schema import PHASE_SPACES, PROCESS_CODES, STITCHED_PHASE_SPACES
 from .io import PredictionError
 
 PROCESS_NAMES = {code: name for name, code in PROCESS_CODES.items()}
+PHASE_SPACE_NAMES = {code: name for name, code in PHASE_SPACES.items()}
+EVENT_IDENTITY = ("process", "phase_space", "gen_seed", "event_id")  # the branches that identify a generated event
 
 
 def process_name(code):
     return PROCESS_NAMES.get(int(code), f"process_{int(code)}")
 
 
-def mc_statistics(yields):
-    """{yield, stat_uncertainty, effective_events} of the events whose yields are ``yields``:
-    sum(y), sqrt(sum(y^2)) and (sum y)^2 / sum(y^2) (0 when nothing is selected)."""
+def sample_name(code, phase_space):
+    name = process_name(code)
+    return name if phase_space == PHASE_SPACES["inclusive"] else f"{name} ({PHASE_SPACE_NAMES[int(phase_space)]})"
+
+
+def phase_space_of(prediction):
+    """The ``phase_space`` of every event (inclusive where the file has no such branch)."""
+    values = prediction.arrays.get("phase_space")
+    if values is None:
+        return np.full(len(prediction), PHASE_SPACES["inclusive"], dtype=np.int64)
+    values = np.asarray(values, dtype=np.int64)
+    unknown = sorted(set(np.unique(values).tolist()) - set(PHASE_SPACES.values()))
+    if unknown:
+        raise PredictionError(f"{prediction.path}: unknown phase_space codes {unknown} (known: {PHASE_SPACES})")
+    return values
+
+
+def event_index(prediction):
+    """An integer per entry, equal for the copies of one generated event (same process, phase space,
+    gen_seed and event_id, those of these branches that the file has); every entry its own event
+    when there is no ``event_id``."""
+    arrays = prediction.arrays
+    if "event_id" not in arrays:
+        return np.arange(len(prediction))
+    columns = [phase_space_of(prediction) if name == "phase_space" else np.asarray(arrays[name], dtype=np.int64)
+               for name in EVENT_IDENTITY if name in arrays or name == "phase_space"]
+    return np.unique(np.column_stack(columns), axis=0, return_inverse=True)[1].ravel()
+
+
+def per_event_sumw2(yields, event=None):
+    """sum over events of (sum of the event's entries' yields)^2: sum(y^2) when ``event`` is None."""
     yields = np.asarray(yields, dtype=np.float64)
-    total, sumw2 = float(yields.sum()), float(np.square(yields).sum())
+    if event is None:
+        return float(np.square(yields).sum())
+    _, inverse = np.unique(np.asarray(event), return_inverse=True)
+    return float(np.square(np.bincount(inverse.ravel(), weights=yields)).sum())
+
+
+def mc_statistics(yields, event=None):
+    """{yield, stat_uncertainty, effective_events} of the entries whose yields are ``yields``:
+    sum(y), sqrt(sumw2) and (sum y)^2 / sumw2 (0 when nothing is selected), sumw2 summed per event
+    when ``event`` (the entries' :func:`event_index`) is given."""
+    yields = np.asarray(yields, dtype=np.float64)
+    total, sumw2 = float(yields.sum()), per_event_sumw2(yields, event)
     return {
         "yield": total,
         "stat_uncertainty": float(np.sqrt(sumw2)),
@@ -51,46 +101,65 @@ def mc_statistics(yields):
     }
 
 
-def process_table(prediction):
-    """Per process: {name, is_signal, n_events, sum_weights, effective_events, sigma_x_acceptance_fb};
-    raises on a mixed-label process or a process whose weights do not sum to a positive number."""
+def _check_stitching(prediction, process, phase_space):
+    """A process comes from its inclusive sample or from both stitched samples, nothing else."""
+    for code in np.unique(process):
+        present = set(np.unique(phase_space[process == code]).tolist())
+        if present == {PHASE_SPACES["inclusive"]} or present == set(STITCHED_PHASE_SPACES):
+            continue
+        names = sorted(PHASE_SPACE_NAMES[p] for p in present)
+        if PHASE_SPACES["inclusive"] in present:
+            why = "the inclusive sample overlaps the filtered and vetoed ones (double counting)"
+        else:
+            why = "a heavy-flavour filtered sample needs its vetoed complement and vice versa (part of the phase space missing)"
+        raise PredictionError(f"{prediction.path}: process {process_name(code)} holds the samples {names}: {why}")
+
+
+def process_table(prediction, check_stitching=True):
+    """Per sample (process, phase space): {name, process, phase_space, is_signal, n_events, sum_weights,
+    effective_events, sigma_x_acceptance_fb}, keyed by (process code, phase space code); raises on a
+    mixed-label sample, a sample whose weights do not sum to a positive number and (``check_stitching``)
+    a process whose samples overlap or miss part of its phase space."""
     arrays = prediction.arrays
     process = arrays["process"].astype(np.int64)
+    phase_space = phase_space_of(prediction)
+    if check_stitching:
+        _check_stitching(prediction, process, phase_space)
     sigma_acc = arrays["xsec_fb"].astype(np.float64) * arrays["acceptance"].astype(np.float64)
     weight = arrays["weight"].astype(np.float64)
     is_signal = prediction.is_signal
     table = {}
-    for code in np.unique(process):
-        in_process = process == code
-        labels = np.unique(is_signal[in_process])
+    for code, space in sorted(set(zip(process.tolist(), phase_space.tolist()))):
+        in_sample = (process == code) & (phase_space == space)
+        name = sample_name(code, space)
+        labels = np.unique(is_signal[in_sample])
         if len(labels) != 1:
-            raise PredictionError(
-                f"{prediction.path}: process {process_name(code)} holds both signal and background events"
-            )
-        sum_weights = float(weight[in_process].sum())
+            raise PredictionError(f"{prediction.path}: sample {name} holds both signal and background events")
+        sum_weights = float(weight[in_sample].sum())
         if not sum_weights > 0:
-            raise PredictionError(
-                f"{prediction.path}: the 'weight' of process {process_name(code)} sums to {sum_weights:g}, not > 0"
-            )
-        table[int(code)] = {
-            "name": process_name(code),
+            raise PredictionError(f"{prediction.path}: the 'weight' of sample {name} sums to {sum_weights:g}, not > 0")
+        table[(code, space)] = {
+            "name": name,
+            "process": process_name(code),
+            "phase_space": PHASE_SPACE_NAMES[space],
             "is_signal": bool(labels[0]),
-            "n_events": int(in_process.sum()),
+            "n_events": int(in_sample.sum()),
             "sum_weights": sum_weights,
-            "effective_events": mc_statistics(weight[in_process])["effective_events"],
-            "sigma_x_acceptance_fb": float(sigma_acc[in_process].mean()),
+            "effective_events": mc_statistics(weight[in_sample])["effective_events"],
+            "sigma_x_acceptance_fb": float(sigma_acc[in_sample].mean()),
         }
     return table
 
 
-def yield_weights(prediction, luminosity_fb):
-    """Per-event expected yield ``L * sigmaA_p * w_i / sum_{j in p} w_j`` at ``luminosity_fb`` (fb^-1)."""
+def yield_weights(prediction, luminosity_fb, check_stitching=True):
+    """Per-event expected yield ``L * sigmaA_g * w_i / sum_{j in g} w_j`` at ``luminosity_fb`` (fb^-1)."""
     process = prediction.arrays["process"].astype(np.int64)
+    phase_space = phase_space_of(prediction)
     weight = prediction.arrays["weight"].astype(np.float64)
     yields = np.zeros(len(prediction), dtype=np.float64)
-    for code, entry in process_table(prediction).items():
-        in_process = process == code
-        yields[in_process] = luminosity_fb * entry["sigma_x_acceptance_fb"] * weight[in_process] / entry["sum_weights"]
+    for (code, space), entry in process_table(prediction, check_stitching).items():
+        in_sample = (process == code) & (phase_space == space)
+        yields[in_sample] = luminosity_fb * entry["sigma_x_acceptance_fb"] * weight[in_sample] / entry["sum_weights"]
     return yields
 
 
@@ -104,7 +173,8 @@ def expected_yields(prediction, luminosity_fb, selected=None):
 
 
 def background_statistics(prediction, luminosity_fb, selected=None):
-    """Background MC statistics of the events passing ``selected`` (all if None): see :func:`mc_statistics`."""
+    """Background MC statistics of the events passing ``selected`` (all if None), the copies of one
+    generated event counted as one: see :func:`mc_statistics`."""
     weights = yield_weights(prediction, luminosity_fb)
     keep = ~prediction.is_signal if selected is None else (~prediction.is_signal & np.asarray(selected, dtype=bool))
-    return mc_statistics(weights[keep])
+    return mc_statistics(weights[keep], event_index(prediction)[keep])
