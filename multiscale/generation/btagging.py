@@ -14,6 +14,9 @@ from multiscale.kinematics import delta_r, pseudorapidity
 
 MATCH_DR = 0.3
 HADRON_PT_MIN = 5.0
+# the b-tagging nuisance parameter of the limits: the b-jet efficiency moved by +-5% (relative), the
+# weight of each event (or truth-tag copy) recomputed for it, in signal and background alike
+BTAG_EFF_RELATIVE_UNCERTAINTY = 0.05
 
 FLAVOUR_LIGHT, FLAVOUR_C, FLAVOUR_B = 0, 4, 5
 
@@ -27,6 +30,10 @@ class TagEfficiencies:
     def of(self, flavour):
         """Tag probability for an array of flavour labels."""
         return np.select([flavour == FLAVOUR_B, flavour == FLAVOUR_C], [self.b, self.c], self.light)
+
+    def with_b_moved(self, sigmas, relative=BTAG_EFF_RELATIVE_UNCERTAINTY):
+        """The same working point with the b efficiency moved by ``sigmas`` times ``relative``."""
+        return TagEfficiencies(float(np.clip(self.b * (1.0 + sigmas * relative), 0.0, 1.0)), self.c, self.light)
 
 
 def heavy_flavour(pid):
@@ -89,6 +96,20 @@ def jet_flavour(jet_eta, jet_phi, b_hadrons, c_hadrons):
         np.add.at(hits, hadrons.event, dr < MATCH_DR)
         flavour[hits > 0] = code
     return flavour
+
+
+def tag_probability(flavour, exists, tags, efficiencies):
+    """Per row, the probability of the tag decisions ``tags`` of the existing jets (absent jets never tag)."""
+    p = np.where(exists, efficiencies.of(flavour), 0.0)
+    return np.where(tags, p, 1.0 - p).prod(axis=1)
+
+
+def btag_weight_variations(flavour, exists, tags, efficiencies):
+    """(up, down): the factor by which each row's weight changes when the b efficiency moves by +-1
+    sigma (``BTAG_EFF_RELATIVE_UNCERTAINTY``), for the tag decisions ``tags`` that were drawn."""
+    nominal = tag_probability(flavour, exists, tags, efficiencies)
+    return tuple(np.divide(tag_probability(flavour, exists, tags, efficiencies.with_b_moved(s)), nominal,
+                           out=np.ones_like(nominal), where=nominal > 0) for s in (+1, -1))
 
 
 def apply_tagging(flavour, exists, efficiencies, rng):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..cli_common import OneLineParser, fail
 from ..schema import PROCESS_CODES
-from . import manifest, truth_tagging
+from . import hf_filter, manifest, truth_tagging
 from .btagging import TagEfficiencies
 from .pythia_setup import SQRT_S_GEV, GenerationError
 from .run import RunConfig, generate, kept_chunks
@@ -71,6 +71,9 @@ def generate_parser():
     add("--pthat-bias", type=float, default=0.0, metavar="POW",
         help="qcd/ttbar: oversample high pT-hat by (pT-hat/pTHatMin)^POW, with compensating event weights "
         "(PhaseSpace:bias2Selection; default: 0, unweighted)")
+    add("--hf-filter", choices=sorted(hf_filter.MODES), default=None,
+        help="qcd/ttbar: keep only the events with a b quark in each of the two leading parton-level jets "
+        "(require) or only the others (veto); the two samples add up to the inclusive one (docs/generation.md)")
     add("--max-constituents", type=int, default=128, help="constituents kept per fat jet (default: 128)")
     add("--xsec-fb", type=float, default=None, help="cross section in fb for the weights (default: Pythia's sigmaGen)")
     add("--fj1-ptmin", type=float, default=450.0, help="leading fat-jet pT cut in GeV (default: 450)")
@@ -93,6 +96,8 @@ def parse_config(argv=None):
             parser.error("--events does not apply to --lhe/--hepmc: every event of the files is read")
         if args.pthat_bias:
             parser.error("--pthat-bias applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
+        if args.hf_filter:
+            parser.error("--hf-filter applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
         args.events = 0
     elif args.events is None:
         parser.error("--events is required (or --lhe / --hepmc files to read)")
@@ -111,6 +116,8 @@ def parse_config(argv=None):
         parser.error(f"--pthat-bias must lie in [0, 8], got {args.pthat_bias}")
     if args.pthat_bias > 0 and args.process not in ("qcd", "ttbar"):
         parser.error(f"--pthat-bias applies to qcd and ttbar, not {args.process}")
+    if args.hf_filter and args.process not in ("qcd", "ttbar"):
+        parser.error(f"--hf-filter applies to qcd and ttbar, not {args.process}")
     if args.xsec_fb is not None and args.xsec_fb <= 0:
         parser.error(f"--xsec-fb must be positive, got {args.xsec_fb}")
     problem = _unwritable(args.outdir)
@@ -202,7 +209,10 @@ def truth_tag_parser():
     add("files", nargs="+", help="schema ROOT files (tools/generate_events.py output)")
     add("--outdir", required=True, help="where the truth-tagged files go (same names)")
     add("--mode", choices=truth_tagging.MODES, required=True,
-        help="test: one copy per tag class; train: unweighted events, one copy each")
+        help="test: one copy per tag class; train: the events of all FILES unweighted together (signal and "
+        "background each against one reference), one copy each")
+    add("--min-tags", type=int, default=0, choices=(0, 2, 3, 4),
+        help="analysis region: only the tag classes with at least this many b-tagged subjets (default: 0, all)")
     add("--seed", type=int, default=1, help="seed of the tag draws, combined with each file name (default: 1)")
     add_tag_efficiency_options(add)
     return parser
@@ -214,12 +224,19 @@ def truth_tag_main(argv=None):
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     for path in args.files:
-        target = outdir / Path(path).name
-        if target.resolve() == Path(path).resolve():
+        if (outdir / Path(path).name).resolve() == Path(path).resolve():
             fail(TRUTH_TAG, f"{path}: --outdir must differ from the input's directory")
-        try:
-            n_in, n_out = truth_tagging.truth_tag_file(path, target, args.mode, efficiencies, args.seed)
-        except (OSError, ValueError, KeyError) as err:
-            fail(TRUTH_TAG, str(err))
-        print(f"{path}: {n_in} events -> {n_out} truth-tagged ({args.mode}) in {target}")
+    try:
+        unweighting = {}  # train mode: path -> (weight scale, reference), all files together
+        if args.mode == "train":
+            unweighting = truth_tagging.unweighting_references(args.files, efficiencies, args.min_tags)
+        for path in args.files:
+            target = outdir / Path(path).name
+            scale, reference = unweighting.get(path, (1.0, None))
+            n_in, n_out = truth_tagging.truth_tag_file(path, target, args.mode, efficiencies, args.seed, args.min_tags,
+                                                       reference, scale)
+            print(f"{path}: {n_in} events -> {n_out} truth-tagged ({args.mode}) in {target}"
+                  + (f" (unweighted against {reference:.4g} fb per event)" if reference else ""))
+    except (OSError, ValueError, KeyError) as err:
+        fail(TRUTH_TAG, str(err))
     return 0

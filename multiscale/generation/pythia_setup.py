@@ -55,10 +55,11 @@ def process_settings(process, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0):
     raise ValueError(f"unknown process {process!r}")
 
 
-def make_pythia(process, seed, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0):
-    """A Pythia instance initialised for ``process`` with random seed ``seed``."""
+def make_pythia(process, seed, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0, hooks=None):
+    """A Pythia instance initialised for ``process`` with random seed ``seed``; ``hooks``: user hooks
+    with an ``attach(pythia)`` method (hf_filter.HeavyFlavourFilter), installed before init()."""
     settings = (*COMMON_SETTINGS, *process_settings(process, m_h, pthat_min, pthat_bias))
-    return _initialised(settings, seed, f"process {process!r}")
+    return _initialised(settings, seed, f"process {process!r}", hooks)
 
 
 def make_lhe_pythia(path, seed):
@@ -68,13 +69,15 @@ def make_lhe_pythia(path, seed):
     return _initialised(settings, seed, f"the Les Houches file {path}")
 
 
-def _initialised(settings, seed, what):
+def _initialised(settings, seed, what, hooks=None):
     if not 1 <= seed <= MAX_SEED:  # 0 would mean "seed from the clock"
         raise ValueError(f"Pythia seed {seed} outside [1, {MAX_SEED}]")
     pythia = pythia8mc.Pythia("", False)  # False: no banner
     for line in (*settings, f"Random:seed = {seed}"):
         if not pythia.readString(line):
             raise GenerationError(f"Pythia rejected the setting {line!r}")
+    if hooks is not None:
+        hooks.attach(pythia)
     if not pythia.init():
         raise GenerationError(f"Pythia init() failed for {what} (seed {seed}); check the settings")
     return pythia

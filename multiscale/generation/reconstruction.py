@@ -14,7 +14,7 @@ import numpy as np
 from multiscale.kinematics import delta_r, momenta, pseudorapidity, wrap_phi
 
 from ..schema import CONSTITUENT_FIELDS, FATJET_PREFIXES
-from .btagging import FLAVOUR_B, FLAVOUR_C, apply_tagging, jet_flavour, select_hadrons
+from .btagging import FLAVOUR_B, FLAVOUR_C, apply_tagging, btag_weight_variations, jet_flavour, select_hadrons
 from .clustering import KtReclustering, cluster_inclusive, nsubjettiness, softdrop_mass
 from .event_record import offsets_of
 from .objects import build_objects
@@ -107,6 +107,9 @@ def reconstruct(batch, charges, selection, efficiencies, rng):
     flavour = jet_flavour(tag_eta, tag_phi, b_hadrons, c_hadrons)
     tags = apply_tagging(flavour, np.column_stack([subjet_exists, jet_exists]), efficiencies, rng)
     nbtag = tags[:, :4].reshape(n_acc, 2, 2).sum(axis=2)
+    # the analysis counts the subjets' tags: their weight under the b-efficiency uncertainty
+    columns["btag_weight_up"], columns["btag_weight_down"] = btag_weight_variations(
+        flavour[:, :4], subjet_exists, tags[:, :4], efficiencies)
 
     met, met_phi = _missing_pt(batch, visible & (np.abs(eta) < MET_ETA_MAX), accepted)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from ..schema import PROCESS_CODES, SIGNAL_PROCESSES
-from . import manifest
+from ..schema import PHASE_SPACES, PROCESS_CODES, SIGNAL_PROCESSES
+from . import hf_filter, manifest
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
 from .event_record import ChargeTable
@@ -56,6 +56,11 @@ class RunConfig:
     input_format: str = "pythia"  # "pythia" (built-in process), "lhe" or "hepmc" (one chunk per input file)
     inputs: tuple = ()
     no_btag_labels: bool = False
+    hf_filter: str | None = None  # "require" or "veto": the heavy-flavour filter (hf_filter.py), built-in processes
+
+    @property
+    def phase_space(self):
+        return hf_filter.MODES[self.hf_filter] if self.hf_filter else PHASE_SPACES["inclusive"]
 
     @property
     def is_signal(self):
@@ -73,7 +78,8 @@ class RunConfig:
 
     def file_stem(self, chunk):
         mass = f"_mH{self.mH:g}" if self.process == "hh4b" else ""
-        return f"{self.process}{mass}_{self.seed}_{chunk}"
+        sample = {"require": "_hf", "veto": "_nohf"}.get(self.hf_filter, "")
+        return f"{self.process}{mass}{sample}_{self.seed}_{chunk}"
 
     def selection(self):
         return Selection(self.fj1_ptmin, self.fj2_ptmin, self.fj_etamax, self.max_constituents)
@@ -102,7 +108,7 @@ def chunk_seeds(seed, chunk, events_per_file=RunConfig.events_per_file):
 def generate_chunk(config, chunk, progress=None, inputs=None):
     """Generate (or read), reconstruct and write chunk ``chunk`` of the run; returns its summary dict.
     ``inputs``: the checked input files of an LHE or HepMC3 run (sources.inspect_inputs)."""
-    start_time = time.perf_counter()
+    start_time, start_cpu = time.perf_counter(), time.process_time()
     target = config.chunk_events(chunk)
     pythia_seed, tagging_sequence = chunk_seeds(config.seed, chunk, config.events_per_file)
     source = open_source(config, chunk, pythia_seed, inputs)
@@ -184,6 +190,9 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
         "weight_fb": xsec_fb / n_generated if np.ptp(pythia_weight) == 0 and config.pthat_bias == 0 else None,
         "wall_time_s": round(time.perf_counter() - start_time, 3),
     }
+    # one process per chunk: written events per hour of one core (CPU time: not slowed by other jobs)
+    summary["cpu_time_s"] = round(time.process_time() - start_cpu, 3)
+    summary["accepted_per_core_hour"] = round(n_accepted / max(summary["cpu_time_s"], 1e-9) * 3600.0, 1)
     if item is not None:
         summary["source"] = input_summary(item)
     write_json(outdir / f"{stem}.json", summary)
@@ -212,6 +221,7 @@ def _event_scalars(config, chunk, pythia_weight, weight_sum, xsec_fb):
         "event_id": chunk * config.events_per_file + np.arange(n_accepted, dtype=np.int64),
         "gen_seed": np.full(n_accepted, config.seed, dtype=np.int64),  # with process and event_id: which events
         "process": np.full(n_accepted, PROCESS_CODES[config.process], dtype=np.int32),
+        "phase_space": np.full(n_accepted, config.phase_space, dtype=np.int32),
         "label": np.full(n_accepted, int(config.is_signal), dtype=np.int32),
         # sum of weights = xsec * acceptance
         "weight": xsec_fb * pythia_weight / weight_sum,

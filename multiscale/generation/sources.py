@@ -18,6 +18,7 @@ import awkward as ak
 import numpy as np
 
 from .event_record import EventBatch, from_pythia_batch, offsets_of
+from .hf_filter import HeavyFlavourFilter
 from .pythia_setup import GenerationError, cross_section_fb, make_lhe_pythia, make_pythia
 
 MAX_CONSECUTIVE_FAILURES = 100
@@ -39,14 +40,16 @@ class Batch:
 class PythiaSource:
     """Events from a Pythia instance: a built-in process (never exhausted) or a Les Houches file."""
 
-    def __init__(self, pythia, where, lhe=None):
+    def __init__(self, pythia, where, lhe=None, hf_filter=None):
         self.pythia, self.where, self.lhe = pythia, where, lhe
+        self.hf_filter = hf_filter  # kept here: Pythia holds only a pointer to the hook
         self.failure_run = 0
 
     @classmethod
     def builtin(cls, config, seed):
-        pythia = make_pythia(config.process, seed, config.mH, config.pthat_min, config.pthat_bias)
-        return cls(pythia, f"{config.process}, seed {seed}")
+        hf_filter = HeavyFlavourFilter(config.hf_filter) if config.hf_filter else None
+        pythia = make_pythia(config.process, seed, config.mH, config.pthat_min, config.pthat_bias, hf_filter)
+        return cls(pythia, f"{config.process}, seed {seed}", hf_filter=hf_filter)
 
     @classmethod
     def les_houches(cls, lhe, seed):
@@ -87,7 +90,10 @@ class PythiaSource:
 
     def summary(self):
         info = self.pythia.infoPython()
-        return {"sigma_gen_error_fb": info.sigmaErr() * 1e12 if self.lhe is None else None}
+        summary = {"sigma_gen_error_fb": info.sigmaErr() * 1e12 if self.lhe is None else None}
+        if self.hf_filter is not None:
+            summary["hf_filter"] = self.hf_filter.summary()
+        return summary
 
     def close(self):
         pass

@@ -18,11 +18,22 @@ uses it).
 
 In ``train`` mode the events are first unweighted: weaver trains on unweighted events, and a
 pT-hat biased sample taken as it is would teach the network the biased spectrum (high-pT QCD
-everywhere), which the physical background does not have. An event is kept with probability
-min(w / w_ref, 1), w_ref the 99th percentile of the file's weights, and then carries
-max(w, w_ref). Each kept event becomes one copy, of a tag class drawn with its probability P(class)
-(weight unchanged): the training sample follows the physical tag distribution, as random tagging
-would. weaver cannot weight the loss per event, so a class drawn any other way changes what the
+everywhere), which the physical background does not have. All the files of one call are unweighted
+together, signal and background each against one reference: an event is kept with probability
+min(a / a_ref, 1) and then carries max(a, a_ref), where a is the cross section it stands for in the
+analysis region (its ``weight`` divided by the number of files of its sample in the call, times
+the probability of its tag classes in the region) and a_ref the smallest reference that caps at
+most ``UNWEIGHT_LOSS`` (1%) of the total. So QCD and ttbar, or the heavy-flavour filtered and
+vetoed QCD samples, enter the training in their physical proportions (each file against its own
+99th percentile, as before, made ttbar 10% of the training background against ~0.1% in nature).
+Each kept event becomes one copy, of a tag class drawn with its probability P(class) (weight
+unchanged): the training sample follows the physical tag distribution, as random tagging would.
+
+``min_tags`` restricts both modes to an analysis region of whole tag classes (e.g. 2: >= 2 tagged
+subjets): only its classes get copies, and in train mode an event stands for its cross section
+inside the region. Each copy also carries ``btag_weight_up``/``btag_weight_down``, the factor
+P'(class) / P(class) of its weight when the b efficiency moves by +-1 sigma
+(btagging.BTAG_EFF_RELATIVE_UNCERTAINTY): the b-tagging nuisance parameter of the limits. weaver cannot weight the loss per event, so a class drawn any other way changes what the
 network learns, not only the weights: drawn uniformly (this module's first version), 4-tag QCD
 copies were as common in training as untagged ones, and the network learnt that b-tags tell
 little, while at the physical rates they are the strongest handle (docs/results.md).
@@ -76,6 +87,14 @@ def draw_configuration(config_prob, event, tag_class, rng):
     return draw_in_proportion(np.where(CONFIG_CLASS[None, :] == tag_class[:, None], config_prob[event], 0.0), rng)
 
 
+def region_classes(min_tags):
+    """Boolean mask of the tag classes with at least ``min_tags`` tagged subjets (whole classes only)."""
+    inside = np.array([min(ks) >= min_tags for ks in TAG_CLASSES])
+    if any(max(ks) >= min_tags > min(ks) for ks in TAG_CLASSES) or not inside.any():
+        raise ValueError(f"min_tags {min_tags} splits a tag class {TAG_CLASSES}: choose 0, 2, 3 or 4")
+    return inside
+
+
 def copies(class_prob, mode, rng):
     """(event, tag_class, weight factor) of the copies to write, event-major."""
     if mode == "test":
@@ -87,13 +106,27 @@ def copies(class_prob, mode, rng):
     return event, tag_class, np.ones(len(event))
 
 
-UNWEIGHT_QUANTILE = 0.99
+UNWEIGHT_LOSS = 0.01
 
 
-def unweight(weight, rng, quantile=UNWEIGHT_QUANTILE):
-    """(kept event indices, their new weights): accept-reject against the ``quantile`` of the weights."""
+def unweighting_reference(weight, loss=UNWEIGHT_LOSS):
+    """The smallest w_ref whose capping changes at most ``loss`` of the total: sum(max(w - w_ref, 0))
+    <= loss * sum(w). The events above w_ref are the only ones under-represented after unweighting."""
+    w = np.sort(np.asarray(weight, dtype=np.float64)[np.asarray(weight) > 0])[::-1]
+    if len(w) == 0:
+        raise ValueError("no event with a positive weight to unweight")
+    allowed = loss * w.sum()
+    above = np.r_[0.0, np.cumsum(w)[:-1]]  # sum of the k heavier events, k = 0..n-1
+    excess = above - np.arange(len(w)) * w  # sum of max(w_i - w_k, 0): non-decreasing in k
+    k = int(np.searchsorted(excess, allowed, side="right"))  # w_k..w_{k-1}: the reference lies here
+    if k == len(w):
+        return float(w[-1])
+    return float(max((above[k] - allowed) / max(k, 1), w[k]))
+
+
+def unweight(weight, rng, reference):
+    """(kept event indices, their new weights): accept-reject against ``reference``."""
     weight = np.asarray(weight, dtype=np.float64)
-    reference = np.quantile(weight, quantile)
     kept = np.flatnonzero(rng.random(len(weight)) < np.minimum(weight / reference, 1.0))
     return kept, np.maximum(weight[kept], reference)
 
@@ -102,18 +135,41 @@ def _regular(values):
     return ak.to_numpy(ak.to_regular(values, axis=1))
 
 
-def expand(columns, mode, efficiencies, rng):
-    """Truth-tagged copies of the events in ``columns`` (branch name -> array, one entry per event)."""
+def _flavour_and_exists(columns):
+    flavour = np.column_stack([np.asarray(columns[name]) for name in FLAVOUR_BRANCHES])
+    return flavour, _regular(columns["obj_mask"])[:, SUBJET_SLOTS] > 0
+
+
+def region_weights(columns, efficiencies, min_tags=0, weight_scale=1.0):
+    """The cross section each event stands for in the analysis region: weight x weight_scale x P(region)."""
+    flavour, exists = _flavour_and_exists(columns)
+    in_region = class_probabilities(configuration_probabilities(flavour, exists, efficiencies))[:, region_classes(min_tags)]
+    return np.asarray(columns["weight"], dtype=np.float64) * weight_scale * in_region.sum(axis=1)
+
+
+def expand(columns, mode, efficiencies, rng, min_tags=0, reference=None, weight_scale=1.0):
+    """Truth-tagged copies of the events in ``columns`` (branch name -> array, one entry per event).
+
+    ``min_tags``: only the tag classes of the region >= min_tags tagged subjets. Train mode:
+    ``reference`` the unweighting reference of the region weights (:func:`region_weights` with
+    ``weight_scale``, 1 / the files of the sample; None: this sample's own, :func:`unweighting_reference`).
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    region = region_classes(min_tags)
     if mode == "train":
-        kept, weight = unweight(columns["weight"], rng)
+        weight = region_weights(columns, efficiencies, min_tags, weight_scale)
+        kept, weight = unweight(weight, rng, unweighting_reference(weight) if reference is None else reference)
         columns = {**{name: values[kept] for name, values in columns.items()}, "weight": weight}
-    flavour = np.column_stack([np.asarray(columns[name]) for name in FLAVOUR_BRANCHES])
-    exists = _regular(columns["obj_mask"])[:, SUBJET_SLOTS] > 0
+    flavour, exists = _flavour_and_exists(columns)
     config_prob = configuration_probabilities(flavour, exists, efficiencies)
-    event, tag_class, factor = copies(class_probabilities(config_prob), mode, rng)
+    class_prob = class_probabilities(config_prob) * region
+    event, tag_class, factor = copies(class_prob, mode, rng)
+    if mode == "train":  # the weight is the region's already: the class is drawn inside it
+        factor = np.ones(len(event))
     tags = CONFIGS[draw_configuration(config_prob, event, tag_class, rng)]  # (n_copies, 4)
+    varied = [class_probabilities(configuration_probabilities(flavour, exists, efficiencies.with_b_moved(s)))
+              for s in (+1, -1)]
 
     out = {name: values[event] for name, values in columns.items()}
     btag = _regular(columns["obj_btag"])[event].copy()
@@ -127,6 +183,8 @@ def expand(columns, mode, efficiencies, rng):
     out["weight"] = np.asarray(columns["weight"])[event] * factor
     out["tag_class"] = tag_class.astype(np.int32)
     out["tag_weight"] = factor
+    nominal = class_probabilities(config_prob)[event, tag_class]
+    out["btag_weight_up"], out["btag_weight_down"] = (p[event, tag_class] / nominal for p in varied)
     return out
 
 
@@ -140,13 +198,40 @@ def read_columns(path):
     return {name: (arrays[name] if arrays[name].ndim > 1 else ak.to_numpy(arrays[name])) for name in names}
 
 
-def truth_tag_file(in_path, out_path, mode, efficiencies, seed):
-    columns = read_columns(in_path)
+def _checked_columns(path):
+    columns = read_columns(path)
     missing = [name for name in FLAVOUR_BRANCHES if name not in columns]
     if missing:
-        raise ValueError(f"{in_path}: no flavour labels ({', '.join(missing)}): truth tagging needs the generator's *_flavour branches")
+        raise ValueError(f"{path}: no flavour labels ({', '.join(missing)}): truth tagging needs the generator's *_flavour branches")
+    return columns
+
+
+def sample_of(columns):
+    """(process, phase_space, gen_seed, label) of a file's events: the files of one generator run."""
+    first = {name: int(np.asarray(columns[name])[0]) if name in columns else 0
+             for name in ("process", "phase_space", "gen_seed", "label")}
+    return tuple(first.values())
+
+
+def unweighting_references(paths, efficiencies, min_tags=0):
+    """For the train mode of several files unweighted together: {path: (weight_scale, reference)}.
+    A sample's files share its cross section, so each event stands for weight / (its sample's files);
+    signal and background files each get the reference of all the files of their label."""
+    columns = {path: _checked_columns(path) for path in paths}
+    samples = {path: sample_of(c) for path, c in columns.items()}
+    files_of = {sample: list(samples.values()).count(sample) for sample in set(samples.values())}
+    scale = {path: 1.0 / files_of[sample] for path, sample in samples.items()}
+    weights = {}
+    for path, sample in samples.items():
+        weights.setdefault(sample[-1], []).append(region_weights(columns[path], efficiencies, min_tags, scale[path]))
+    reference = {label: unweighting_reference(np.concatenate(parts)) for label, parts in weights.items()}
+    return {path: (scale[path], reference[sample[-1]]) for path, sample in samples.items()}
+
+
+def truth_tag_file(in_path, out_path, mode, efficiencies, seed, min_tags=0, reference=None, weight_scale=1.0):
+    columns = _checked_columns(in_path)
     rng = np.random.default_rng([seed, *map(ord, Path(in_path).name)])  # per file, reproducible
-    expanded = expand(columns, mode, efficiencies, rng)
+    expanded = expand(columns, mode, efficiencies, rng, min_tags, reference, weight_scale)
     write_root(out_path, expanded)
     return len(columns["weight"]), len(expanded["weight"])
 
