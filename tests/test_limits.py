@@ -422,3 +422,27 @@ def test_optimiser_ignores_points_below_the_effective_event_minimum():
     assert result["B"] == pytest.approx(evaluate(prediction, result["selection"], 3000.0)["B"])
     two_bins = cut_based_limit(prediction, result["selection"], 3000.0, mjj_bins=2)
     assert np.all(two_bins["histograms"]["background_effective_events"] >= 10)
+
+
+def test_systematics_come_from_the_histograms_variations_and_weaken_the_limit():
+    from multiscale.evaluation.limits import limit_from_histograms, systematics_of
+
+    prediction = weighted_toy(n_sig=1000, n_bkg=1500, background_xsec_fb=10.0)
+    # the b-efficiency at +1 sigma: signal (4 b subjets, all tagged in the signal-like toy) up by 1.05^4,
+    # background by 1.05^2; at -1 sigma the inverse-ish
+    sig = prediction.is_signal
+    prediction.arrays["btag_weight_up"] = np.where(sig, 1.05**4, 1.05**2)
+    prediction.arrays["btag_weight_down"] = np.where(sig, 0.95**4, 0.95**2)
+    hist = score_histograms(prediction, 3000.0, n_bins=5)
+    up = hist["variations"]["btag_up"]
+    np.testing.assert_allclose(up["signal"], hist["signal"] * 1.05**4)
+    np.testing.assert_allclose(up["background"], hist["background"] * 1.05**2)
+    systematics = systematics_of(hist)
+    assert [s.name for s in systematics] == ["background_norm", "btag_eff"]
+    np.testing.assert_allclose(systematics[1].signal, np.sqrt(1.05**4 / 0.95**4))
+    plain = limit_from_histograms(hist, 0.5)
+    with_systematics = limit_from_histograms(hist, 0.5, systematics=systematics)
+    assert with_systematics["mu_up"] > plain["mu_up"]
+    # without the variation branches only the normalisation remains
+    del prediction.arrays["btag_weight_up"], prediction.arrays["btag_weight_down"]
+    assert [s.name for s in systematics_of(score_histograms(prediction, 3000.0, n_bins=5))] == ["background_norm"]

@@ -129,3 +129,39 @@ def test_compare_runs_pairs_the_same_trainings():
     assert row["limit_fb"][2]["ratio"] == pytest.approx(0.5) and row["limit_no_mc_stat_fb"][2]["ratio"] == pytest.approx(0.5)
     assert "| cross @ 1000 | 1,2 |" in markdown(rows)
     assert compare_runs(run([0], 0.9, 1.0), run([1], 0.9, 1.0)) == {}
+
+
+def test_corrected_resampled_t_test_is_more_cautious_than_the_naive_one():
+    from multiscale.study.compare import paired_difference
+
+    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [0.8, 1.7, 2.9, 3.6, 4.8]
+    naive, corrected = paired_difference(a, b), paired_difference(a, b, test_train_ratio=0.25)
+    assert naive["mean"] == corrected["mean"]
+    # 5 folds share 3 of 4 training folds: the variance of the mean grows from s^2/5 to (1/5 + 1/4) s^2
+    assert corrected["sem"] == pytest.approx(naive["sem"] * np.sqrt((1 / 5 + 1 / 4) * 5))
+    assert corrected["p_value"] > naive["p_value"]
+
+
+def test_holm_adjusts_in_step_down_order():
+    from multiscale.study.compare import holm
+
+    # sorted 0.01, 0.02, 0.03, 0.5 with 4 tests: 0.04, 0.06, 0.06 (monotone), 0.5; None stays
+    assert holm([0.03, None, 0.01, 0.5, 0.02]) == pytest.approx([0.06, None, 0.04, 0.5, 0.06])
+
+
+def test_detectable_difference_has_the_stated_power():
+    """Simulated paired differences with the detectable mean are found significant in ~80% of cases."""
+    from scipy import stats
+
+    from multiscale.study.compare import detectable_difference, pairs_needed
+
+    rng = np.random.default_rng(1)
+    sd, n = 0.3, 6
+    delta = detectable_difference(sd, n)
+    samples = rng.normal(delta, sd, size=(4000, n))
+    p = stats.ttest_1samp(samples, 0.0, axis=1).pvalue
+    assert np.mean(p < 0.05) == pytest.approx(0.8, abs=0.03)
+    assert pairs_needed(sd, delta) == n
+    # with the correction for overlapping folds there is a floor: no number of pairs detects less
+    floor = detectable_difference(sd, 10_000, test_train_ratio=0.25)
+    assert pairs_needed(sd, 0.9 * floor, test_train_ratio=0.25) is None

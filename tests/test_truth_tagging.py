@@ -93,17 +93,69 @@ def test_weighted_yields_agree_with_random_tagging(mode):
 def test_unweighting_keeps_the_weighted_distribution():
     """A pT-hat biased toy: weights fall as pT^-4 over a flat pT; the unweighted events (each now
     carrying about the same weight) must follow the weighted spectrum, not the flat one."""
-    from multiscale.generation.truth_tagging import unweight
+    from multiscale.generation.truth_tagging import UNWEIGHT_LOSS, unweight, unweighting_reference
 
     rng = np.random.default_rng(5)
     pt = rng.uniform(250, 1000, 400_000)
     weight = (pt / 250) ** -4
-    kept, new_weight = unweight(weight, rng)
+    reference = unweighting_reference(weight)
+    kept, new_weight = unweight(weight, rng, reference)
     weighted_mean = np.average(pt, weights=weight)
     assert abs(pt[kept].mean() - weighted_mean) < 0.02 * weighted_mean  # unweighted now
     assert abs(np.average(pt[kept], weights=new_weight) - weighted_mean) < 0.01 * weighted_mean
     assert new_weight.sum() == pytest.approx(weight.sum(), rel=0.02)  # the cross section is kept
-    assert np.quantile(new_weight, 0.5) == pytest.approx(np.quantile(weight, 0.99))
+    # the reference caps exactly the allowed share of the weight, and no smaller one would do
+    def capped(ref):
+        return np.maximum(weight - ref, 0).sum() / weight.sum()
+
+    assert capped(reference) == pytest.approx(UNWEIGHT_LOSS, rel=1e-6)
+    assert capped(reference * 0.999) > UNWEIGHT_LOSS
+
+
+def test_samples_unweighted_together_keep_their_physical_proportions(tmp_path):
+    """QCD-like (large cross section) and ttbar-like files unweighted in one call: the training sample
+    holds them in proportion to their cross sections, where per-file references gave each file as
+    many events as it had (ttbar 10% of the training background against 0.1% in nature)."""
+    from multiscale.generation.truth_tagging import unweighting_references
+    from multiscale.generation.writer import write_root
+
+    paths = []
+    for process, xsec, n_files in ((0, 1000.0, 2), (1, 1.0, 1)):
+        for chunk in range(n_files):
+            columns, _, _ = toy_columns(4000, seed=10 * process + chunk)
+            columns.update(process=np.full(4000, process, np.int32), gen_seed=np.full(4000, 7 + process),
+                           label=np.zeros(4000, np.int32))
+            columns["weight"] = columns["weight"] / columns["weight"].sum() * xsec  # a file sums to sigma x A
+            paths.append(tmp_path / f"p{process}_{chunk}.root")
+            write_root(paths[-1], columns)
+    unweighting = unweighting_references(paths, EFF)
+    assert {round(scale, 6) for scale, _ in unweighting.values()} == {0.5, 1.0}  # two qcd files, one ttbar
+    assert len({reference for _, reference in unweighting.values()}) == 1  # one reference for the background
+    kept = {}
+    for path in paths:
+        scale, reference = unweighting[path]
+        _, n_out = truth_tag_file(path, tmp_path / f"out_{path.name}", "train", EFF, 1, 0, reference, scale)
+        kept[path.name[:2]] = kept.get(path.name[:2], 0) + n_out
+    # ttbar is 1 / 1001 of the cross section: a handful of events at most, not a third
+    assert kept["p1"] <= 0.01 * kept["p0"] + 5
+
+
+def test_the_analysis_region_keeps_whole_classes_and_their_weight():
+    columns, flavour, exists = toy_columns(2000, seed=12)
+    full = expand(columns, "test", EFF, np.random.default_rng(1))
+    region = expand(columns, "test", EFF, np.random.default_rng(1), min_tags=2)
+    nbtag = region["fj1_nbtag"] + region["fj2_nbtag"]
+    assert np.all(nbtag >= 2) and np.all(region["tag_class"] >= 1)
+    full_nbtag = full["fj1_nbtag"] + full["fj2_nbtag"]
+    assert region["weight"].sum() == pytest.approx(full["weight"][full_nbtag >= 2].sum())
+    with pytest.raises(ValueError, match="splits a tag class"):
+        expand(columns, "test", EFF, np.random.default_rng(1), min_tags=1)
+    # the b-efficiency variation: a 4-tag copy of an event whose four subjets are b moves by
+    # (1.05)^4 up; every copy's factor is its class probability's ratio
+    four_b = np.flatnonzero((flavour == 5).all(axis=1) & exists.all(axis=1))
+    copy = np.flatnonzero(np.isin(region["event_id"], columns["event_id"][four_b]) & (region["tag_class"] == 3))[0]
+    assert region["btag_weight_up"][copy] == pytest.approx(1.05**4)
+    assert region["btag_weight_down"][copy] == pytest.approx(0.95**4)
 
 
 def test_truth_tag_file_round_trip(tmp_path):

@@ -1,46 +1,94 @@
-"""Paired comparisons over repeated trainings.
+"""Paired comparisons over repeated trainings, with tests that account for what the folds share.
 
 Two methods evaluated on the same test folds give one difference per fold; the folds differ in
 their training and test events, so the spread of the differences holds the training-to-training
-and the test-sample fluctuations at once. The mean difference is quoted with its standard error
-and a two-sided paired t-test (scipy): "significant" means p < ``ALPHA``.
+and the test-sample fluctuations at once. But with k folds every two trainings share k - 2 of their
+k - 1 training folds, so the differences are positively correlated and the naive paired t-test
+overstates the evidence. The corrected resampled t-test of Nadeau and Bengio (Machine Learning 52
+(2003) 239) inflates the variance of the mean from s^2 / J to (1 / J + n_test / n_train) s^2
+(``test_train_ratio`` = n_test / n_train = 1 / (k - 1) for k folds); without it (ratio 0) this is
+the plain paired t-test. "significant" means p < ``ALPHA``; a study that makes many comparisons
+also corrects the p-values for their number with Holm's method (:func:`holm`).
+
+:func:`detectable_difference` and :func:`pairs_needed` are the power analysis of the same test:
+the smallest true mean difference that J pairs detect with probability ``POWER``, and the pairs a
+given difference needs. With the correction the variance of the mean cannot fall below
+(n_test / n_train) s^2 however many folds are added: beyond that only more events (a smaller s)
+help.
 """
 
 import numpy as np
 from scipy import stats
 
 ALPHA = 0.05
+POWER = 0.8
 
 
-def paired_difference(a, b):
-    """Mean of a - b over paired values, its standard error, the t-test p-value and the verdict.
+def paired_difference(a, b, test_train_ratio=0.0):
+    """Mean of a - b over paired values, its (corrected) standard error, the t-test p-value and the
+    verdict; ``test_train_ratio`` > 0: Nadeau-Bengio's correction for overlapping training sets.
 
     Pairs where either value is missing (None or not finite) are dropped; with fewer than two pairs
     left no test is made.
     """
     pairs = [(x, y) for x, y in zip(a, b) if _usable(x) and _usable(y)]
-    result = {"n_pairs": len(pairs), "mean": None, "sem": None, "p_value": None, "significant": None}
+    result = {"n_pairs": len(pairs), "mean": None, "sd": None, "sem": None, "p_value": None, "significant": None,
+              "test_train_ratio": test_train_ratio}
     if not pairs:
         return result
     diff = np.array([x - y for x, y in pairs], dtype=np.float64)
     result["mean"] = float(diff.mean())
     if len(diff) < 2:
         return result
-    result["sem"] = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    sd = float(diff.std(ddof=1))
+    result["sd"] = sd
+    result["sem"] = float(sd * np.sqrt(1.0 / len(diff) + test_train_ratio))
     if np.allclose(diff, diff[0], rtol=1e-12, atol=1e-12):  # no spread: the t statistic is undefined
         result["p_value"] = 1.0 if np.isclose(diff[0], 0.0, atol=1e-12) else 0.0
     else:
-        result["p_value"] = float(stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs]).pvalue)
+        t = result["mean"] / result["sem"]
+        result["p_value"] = float(2.0 * stats.t.sf(abs(t), len(diff) - 1))
     result["significant"] = bool(result["p_value"] < ALPHA)
     return result
 
 
-def log_ratio(a, b):
+def log_ratio(a, b, test_train_ratio=0.0):
     """paired_difference of log(a) and log(b), with the mean ratio a/b = exp(mean) added: limits and
     rejections compare by ratio, not by difference."""
-    result = paired_difference(_log(a), _log(b))
+    result = paired_difference(_log(a), _log(b), test_train_ratio)
     result["ratio"] = float(np.exp(result["mean"])) if result["mean"] is not None else None
     return result
+
+
+def holm(p_values):
+    """Holm's step-down adjusted p-values (None stays None): significant at family-wise error ALPHA
+    when the adjusted value is < ALPHA."""
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted, running = [None] * len(p_values), 0.0
+    for rank, (p, i) in enumerate(indexed):
+        running = max(running, min(1.0, (len(indexed) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def detectable_difference(sd, n_pairs, test_train_ratio=0.0, alpha=ALPHA, power=POWER):
+    """The smallest true mean difference that ``n_pairs`` pairs of spread ``sd`` detect (two-sided
+    test at ``alpha``) with probability ``power``: (t_{1-alpha/2} + t_power) x the corrected sem."""
+    if sd is None or n_pairs < 2:
+        return None
+    dof = n_pairs - 1
+    return float((stats.t.isf(alpha / 2, dof) + stats.t.ppf(power, dof)) * sd * np.sqrt(1.0 / n_pairs + test_train_ratio))
+
+
+def pairs_needed(sd, difference, test_train_ratio=0.0, alpha=ALPHA, power=POWER, max_pairs=10_000):
+    """The fewest pairs that detect ``difference`` (see detectable_difference); None when even
+    ``max_pairs`` do not (the correction's floor: the events, not the trainings, limit the test)."""
+    if sd is None or not difference:
+        return None
+    for n in range(2, max_pairs + 1):
+        if detectable_difference(sd, n, test_train_ratio, alpha, power) <= abs(difference):
+            return n
+    return None
 
 
 def _usable(value):

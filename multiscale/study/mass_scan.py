@@ -21,24 +21,28 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import uproot
 from tqdm import tqdm
 
 from ..evaluation import cutbased
-from ..evaluation.io import Prediction, read_prediction
-from ..evaluation.limits import limit_from_histograms, score_histograms, signal_cross_section
-from ..evaluation.metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, roc, working_point
+from ..evaluation.io import Prediction, read_event_files, read_prediction
+from ..evaluation.limits import limit_from_histograms, score_histograms, signal_cross_section, systematics_of
+from ..evaluation.metrics import (
+    MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, effective_events, enough_events, roc,
+    working_point,
+)
 from ..evaluation.report import jsonable
-from ..evaluation.yields import yield_weights
-from ..schema import TREE_NAME
+from ..evaluation.yields import event_index, yield_weights
 from . import plots, report
-from .compare import log_ratio, paired_difference
+from .compare import ALPHA, detectable_difference, holm, log_ratio, paired_difference, pairs_needed
 
 LUMINOSITY_FB = 3000.0
 PARAMETERISED = "cross_param"
 CUT_BASED = "cut-based"
+CUT_BASED_POOLED = "cut-based pooled"  # the test folds' yields averaged over the folds: one value per mass
+LIMIT_FIGURES = ("limit_fb", "limit_no_mc_stat_fb", "limit_syst_fb")
 # branches the cut-based selection and the yields need, read from the event files themselves
-EVENT_BRANCHES = ("is_signal", "process", "weight", "xsec_fb", "acceptance", "event_id", *(
+EVENT_BRANCHES = ("is_signal", "process", "phase_space", "gen_seed", "weight", "xsec_fb", "acceptance", "event_id",
+                  "btag_weight_up", "btag_weight_down", *(
     f"{jet}_{field}" for jet in ("fj1", "fj2") for field in ("pt", "eta", "phi", "mass", "sdmass", "nbtag")))
 
 
@@ -63,24 +67,40 @@ def find_predictions(out, models, masses, features):
 # --- one training ----------------------------------------------------------------------------------------------
 
 
-def evaluate_training(prediction, luminosity_fb, n_bins):
-    """Weighted ROC figures, best S/sqrt(B) and expected limit of one prediction file; and its ROC."""
+def evaluate_training(prediction, luminosity_fb, n_bins, min_events=MIN_BACKGROUND_EVENTS, cut_efficiency=None):
+    """Weighted ROC figures, best S/sqrt(B) and expected limits of one prediction file; and its ROC.
+
+    ``min_events``: the N_eff floor of the score bins and of the best cut. ``cut_efficiency``: the
+    signal efficiency of the cut-based selection on the same test fold, where the network's
+    background is compared with the cuts' (``at_cut_efficiency``)."""
     yields = yield_weights(prediction, luminosity_fb)
-    curve = roc(prediction.is_signal, prediction.score, sample_weight=yields)
+    event = event_index(prediction)  # truth-tagged copies of one event: one MC event in N_eff
+    curve = roc(prediction.is_signal, prediction.score, sample_weight=yields, event=event)
+    histograms = score_histograms(prediction, luminosity_fb, n_bins, min_events)
     entry = {
         "file": str(prediction.path),
         "auc": auc(prediction.is_signal, prediction.score, sample_weight=yields),
-        "working_points": {f"{e:.2f}": working_point(curve, e) for e in SIGNAL_EFFICIENCIES},
-        "significance": best_significance(prediction.is_signal, prediction.score, yields),
-        **limits(score_histograms(prediction, luminosity_fb, n_bins), signal_cross_section(prediction)),
+        "working_points": {f"{e:.2f}": working_point(curve, e, min_events) for e in SIGNAL_EFFICIENCIES},
+        "significance": best_significance(prediction.is_signal, prediction.score, yields, min_events, event=event),
+        **limits(histograms, signal_cross_section(prediction)),
     }
+    if cut_efficiency is not None:
+        point = working_point(curve, cut_efficiency, min_events)
+        background = float(yields[~prediction.is_signal].sum())
+        entry["at_cut_efficiency"] = {**point, "B": point["background_efficiency"] * background}
     return entry, curve
 
 
 def limits(histograms, signal_xsec_fb):
-    """The expected limits from one set of histograms, with and without the background MC stat. uncertainty."""
+    """The expected limits from one set of histograms: with the background MC statistical uncertainty,
+    without it, and with it and the systematic uncertainties (limits.systematics_of); and the
+    background MC statistics of the most signal-like bin (the one that drives the limit)."""
     return {"limit": _limit_summary(limit_from_histograms(histograms, signal_xsec_fb)),
-            "limit_no_mc_stat": _limit_summary(limit_from_histograms(histograms, signal_xsec_fb, mc_stat=False))}
+            "limit_no_mc_stat": _limit_summary(limit_from_histograms(histograms, signal_xsec_fb, mc_stat=False)),
+            "limit_syst": _limit_summary(limit_from_histograms(histograms, signal_xsec_fb,
+                                                               systematics=systematics_of(histograms))),
+            "top_bin_effective_events": float(histograms["background_effective_events"][-1]),
+            "top_bin_background": float(histograms["background"][-1])}
 
 
 def _limit_summary(limit):
@@ -103,43 +123,64 @@ def fold_of(path, n_folds):
 
 def read_events(files):
     """The events of schema files as a Prediction without a score (for the cut-based selection)."""
-    parts = []
-    for path in files:
-        with uproot.open(path) as handle:
-            parts.append(handle[TREE_NAME].arrays(list(EVENT_BRANCHES), library="np"))
-    arrays = {name: np.concatenate([part[name] for part in parts]) for name in EVENT_BRANCHES}
-    arrays["score_is_signal"] = np.zeros(len(arrays["weight"]))
-    return Prediction(path=f"{len(files)} event files", arrays=arrays)
+    return read_event_files(files, EVENT_BRANCHES)
 
 
 def event_files(data, mass, folds, n_folds):
     data = Path(data)
-    files = sorted(data.glob(f"generated/hh4b_mH{mass:g}_*.root"))
+    # the signal truth-tagged like the background when the study did so (analysis region), else as generated
+    files = sorted(data.glob(f"truth_test/hh4b_mH{mass:g}_*.root")) or sorted(data.glob(f"generated/hh4b_mH{mass:g}_*.root"))
     files += sorted(data.glob("truth_test/qcd_*.root")) + sorted(data.glob("truth_test/ttbar_*.root"))
     return [f for f in files if fold_of(f, n_folds) in folds]
 
 
-def cut_based_folds(data, mass, folds, n_folds, luminosity_fb):
-    """{fold: result} of the cuts optimised on the other folds' events and evaluated (S/sqrt(B), limit) on
-    the fold; every fold's events are read once."""
+def cut_based_folds(data, mass, folds, n_folds, luminosity_fb, min_events=MIN_BACKGROUND_EVENTS):
+    """({fold: result}, pooled) of the cuts optimised on the other folds' events and evaluated
+    (S/sqrt(B), limits) on the fold; every fold's events are read once.
+
+    The networks and the cuts are held to one N_eff floor ``min_events`` on the test fold: the cuts
+    are chosen among the working points keeping (n_folds - 1) x min_events on the n_folds - 1 folds
+    they are optimised on. ``pooled``: the test folds' yields averaged over the folds, each with its
+    own fold's selection (n_folds times the MC statistics of one fold), and their limits."""
     events = {fold: read_events(event_files(data, mass, [fold], n_folds)) for fold in range(n_folds)}
-    results = {}
+    results, parts = {}, []
     for fold in folds:
-        # N_eff >= 10 on the optimisation folds: the b-tagged QCD background rests on the few events with
-        # heavy-flavour subjets, and more would leave no working point at low m_H. On the test fold
-        # (a quarter of that sample) such a selection keeps fewer: evaluate() flags it.
         others = Prediction.concatenate([events[f] for f in range(n_folds) if f != fold])
-        optimised = cutbased.best_selection(others, luminosity_fb, mass)
+        optimised = cutbased.best_selection(others, luminosity_fb, mass, min_background_events=(n_folds - 1) * min_events)
         if optimised["selection"] is None:
             results[fold] = {"selection": None, "note": optimised.get("note")}
             continue
         selection, test = optimised["selection"], events[fold]
-        result = cutbased.evaluate(test, selection, luminosity_fb)
+        result = cutbased.evaluate(test, selection, luminosity_fb, min_events)
         result["definition"] = selection.describe()
         result["selection"] = selection.as_dict()
-        result.update(limits(cutbased.cut_based_histograms(test, selection, luminosity_fb), signal_cross_section(test)))
+        histograms = cutbased.cut_based_histograms(test, selection, luminosity_fb, min_effective_events=min_events)
+        result.update(limits(histograms, signal_cross_section(test)))
         results[fold] = result
-    return results
+        parts.append(histograms)
+    return results, pooled_cut_based(parts, signal_cross_section(events[folds[0]]), min_events) if parts else None
+
+
+def pooled_cut_based(histograms, signal_xsec_fb, min_events):
+    """One count from the test folds' cut-based counts averaged over the folds (their yields are each
+    an estimate of the whole sample's: the mean has the sumw2 sum / F^2)."""
+    n = len(histograms)
+    pooled = {
+        "edges": histograms[0]["edges"],
+        "signal": np.array([sum(h["signal"].sum() for h in histograms) / n]),
+        "background": np.array([sum(h["background"].sum() for h in histograms) / n]),
+        "background_sumw2": np.array([sum(h["background_sumw2"].sum() for h in histograms) / n**2]),
+        "min_effective_events": min_events,
+        "variations": {name: {key: np.array([sum(h["variations"][name][key].sum() for h in histograms) / n])
+                              for key in ("signal", "background")}
+                       for name in histograms[0].get("variations", {})},
+    }
+    pooled["background_effective_events"] = effective_events(pooled["background"], pooled["background_sumw2"])
+    pooled["low_statistics"] = not bool(enough_events(pooled["background_effective_events"], min_events).all())
+    s, b = float(pooled["signal"][0]), float(pooled["background"][0])
+    return {"folds_pooled": n, "S": s, "B": b, "significance": s / np.sqrt(b) if b > 0 else None,
+            "background_effective_events": float(pooled["background_effective_events"][0]),
+            **limits(pooled, signal_xsec_fb)}
 
 
 # --- summaries and comparisons ---------------------------------------------------------------------------------
@@ -166,6 +207,10 @@ def figures(entry):
         "background_effective_events": best.get("background_effective_events"),
         "limit_fb": (entry.get("limit") or {}).get("xsec_up_fb"),
         "limit_no_mc_stat_fb": (entry.get("limit_no_mc_stat") or {}).get("xsec_up_fb"),
+        "limit_syst_fb": (entry.get("limit_syst") or {}).get("xsec_up_fb"),
+        "top_bin_effective_events": entry.get("top_bin_effective_events"),
+        # a network's background where the cuts' signal efficiency is (the cuts: their own)
+        "background_at_cut_efficiency": (entry.get("at_cut_efficiency") or {}).get("B", entry.get("B")),
     }
 
 
@@ -175,10 +220,16 @@ def summarise(per_fold):
     return {name: usable_spread([figures(entry).get(name) for entry in per_fold.values()]) for name in names}
 
 
-def comparisons(results, masses):
-    """Paired over the common folds: cross vs concat, cross_param vs cross, each model vs the cuts."""
+def comparisons(results, masses, n_folds):
+    """Paired over the common folds: cross vs concat, cross_param vs cross, each model vs the cuts.
+
+    Limits (with and without MC statistics, with systematics) compare by ratio, the AUC by difference,
+    and a network's background at the cuts' signal efficiency by ratio to the cuts' background; each
+    with the corrected resampled t-test (folds share n_folds - 2 training folds), the p-values then
+    Holm-adjusted over every test of the study, and the power of the test at today's spread."""
+    ratio = 1.0 / (n_folds - 1)
     pairs = [("cross", "concat"), (PARAMETERISED, "cross")] + [
-        (model, CUT_BASED) for model in results if model != CUT_BASED
+        (model, CUT_BASED) for model in results if model not in (CUT_BASED, CUT_BASED_POOLED)
     ]
     out = {}
     for a, b in pairs:
@@ -190,22 +241,40 @@ def comparisons(results, masses):
             if not folds:
                 continue
             entry = {"folds": folds}
-            for key in ("limit_fb", "limit_no_mc_stat_fb"):
-                entry[key.replace("_fb", "_ratio")] = log_ratio(
-                    [figures(first[f])[key] for f in folds], [figures(second[f])[key] for f in folds])
+            for key in LIMIT_FIGURES:
+                test = log_ratio([figures(first[f])[key] for f in folds], [figures(second[f])[key] for f in folds], ratio)
+                entry[key.replace("_fb", "_ratio")] = {**test, **power(test, ratio)}
             if b != CUT_BASED:
                 entry["auc_difference"] = paired_difference(
-                    [figures(first[f])["auc"] for f in folds], [figures(second[f])["auc"] for f in folds])
+                    [figures(first[f])["auc"] for f in folds], [figures(second[f])["auc"] for f in folds], ratio)
+            else:
+                entry["background_ratio_at_cut_efficiency"] = log_ratio(
+                    [(first[f].get("at_cut_efficiency") or {}).get("B") for f in folds],
+                    [second[f].get("B") for f in folds], ratio)
             out[f"{a} vs {b} @ {mass:g}"] = entry
+    tests = [test for entry in out.values() for test in entry.values() if isinstance(test, dict)]
+    for test, adjusted in zip(tests, holm([test["p_value"] for test in tests])):
+        test["p_holm"] = adjusted
+        test["significant_holm"] = None if adjusted is None else bool(adjusted < ALPHA)
     return out
+
+
+def power(test, test_train_ratio):
+    """The power analysis of a log-ratio test: the smallest ratio today's pairs detect, and the pairs
+    a 10% and a 20% ratio would need (None: beyond what more folds of this sample can give)."""
+    n, sd = test["n_pairs"], test.get("sd")
+    detectable = detectable_difference(sd, n, test_train_ratio)
+    return {"detectable_ratio": None if detectable is None else float(np.exp(detectable)),
+            "pairs_for_10_percent": pairs_needed(sd, np.log(1.10), test_train_ratio),
+            "pairs_for_20_percent": pairs_needed(sd, np.log(1.20), test_train_ratio)}
 
 
 # --- command line ----------------------------------------------------------------------------------------------
 
 
 def _evaluate_file(job):
-    path, luminosity_fb, n_bins = job
-    return evaluate_training(read_prediction(path), luminosity_fb, n_bins)
+    path, *options = job
+    return evaluate_training(read_prediction(path), *options)
 
 
 def _cut_based(job):
@@ -223,6 +292,9 @@ def parse_args(argv=None):
     parser.add_argument("--ref-mass", type=float, default=1000.0, help="mass point of the ROC plot")
     parser.add_argument("--luminosity", type=float, default=LUMINOSITY_FB, help="fb^-1 (default: 3000)")
     parser.add_argument("--bins", type=int, default=10, help="score bins before merging, for the limits")
+    parser.add_argument("--min-events", type=float, default=MIN_BACKGROUND_EVENTS,
+                        help="N_eff floor of the background on the test fold, for the networks' score bins and "
+                        f"best cut and for the cut-based selection alike (default: {MIN_BACKGROUND_EVENTS})")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel processes (default: all cores)")
     return parser.parse_args(argv)
 
@@ -235,30 +307,39 @@ def main(argv=None):
         raise SystemExit(f"mass_scan: error: no prediction file under {out} for models {args.models}")
     jobs = [(model, mass, fold, path) for model, by_mass in found.items() for mass, by_fold in by_mass.items()
             for fold, path in by_fold.items()]
+    folds_at = {mass: sorted({fold for _, m, fold, _ in jobs if m == mass}) for mass in args.masses}
     results, curves = {}, {}
-    # one process per core: the limit fits take seconds each, and the trainings are independent
+    # one process per core: the trainings are independent; the cuts first, since each training is also
+    # evaluated at its fold's cut-based signal efficiency
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        evaluated = pool.map(_evaluate_file, [(path, args.luminosity, args.bins) for *_, path in jobs])
+        cut_masses = [mass for mass in args.masses if folds_at[mass]]
+        cuts = pool.map(_cut_based, [(args.data, mass, folds_at[mass], args.folds, args.luminosity, args.min_events)
+                                     for mass in cut_masses])
+        for mass, (by_fold, pooled) in zip(cut_masses, tqdm(cuts, total=len(cut_masses), desc="optimising cuts",
+                                                            unit="mass", disable=None)):
+            results.setdefault(CUT_BASED, {})[mass] = by_fold
+            if pooled is not None:
+                results.setdefault(CUT_BASED_POOLED, {})[mass] = {0: pooled}
+
+        def cut_efficiency(mass, fold):
+            return results.get(CUT_BASED, {}).get(mass, {}).get(fold, {}).get("signal_efficiency")
+
+        evaluated = pool.map(_evaluate_file, [(path, args.luminosity, args.bins, args.min_events,
+                                               cut_efficiency(mass, fold)) for _, mass, fold, path in jobs])
         for (model, mass, fold, _), (entry, curve) in zip(jobs, tqdm(evaluated, total=len(jobs), desc="evaluating trainings",
                                                                       unit="file", disable=None)):
             results.setdefault(model, {}).setdefault(mass, {})[fold] = entry
             if mass == args.ref_mass:
                 curves.setdefault(model, []).append(curve)
-        folds_at = {mass: sorted({fold for by_mass in results.values() for fold in by_mass.get(mass, {})})
-                    for mass in args.masses}
-        cut_masses = [mass for mass in args.masses if folds_at[mass]]
-        cuts = pool.map(_cut_based, [(args.data, mass, folds_at[mass], args.folds, args.luminosity) for mass in cut_masses])
-        for mass, by_fold in zip(cut_masses, tqdm(cuts, total=len(cut_masses), desc="optimising cuts", unit="mass",
-                                                  disable=None)):
-            results.setdefault(CUT_BASED, {})[mass] = by_fold
 
     summary = {
         "luminosity_fb": args.luminosity,
         "masses": args.masses,
-        "min_background_events": MIN_BACKGROUND_EVENTS,
+        "min_background_events": args.min_events,
+        "n_folds": args.folds,
         "summary": {model: {f"{mass:g}": summarise(by_mass[mass]) for mass in args.masses if mass in by_mass}
                     for model, by_mass in results.items()},
-        "comparisons": comparisons(results, args.masses),
+        "comparisons": comparisons(results, args.masses, args.folds),
         "per_training": {model: {f"{mass:g}": {str(f): e for f, e in by_fold.items()} for mass, by_fold in by_mass.items()}
                          for model, by_mass in results.items()},
     }
@@ -267,6 +348,8 @@ def main(argv=None):
     plots.limit_vs_mass(summary, out / "img" / "limit_vs_mass.png", "limit_fb", "with background MC stat. uncertainty")
     plots.limit_vs_mass(summary, out / "img" / "limit_vs_mass_no_mc_stat.png", "limit_no_mc_stat_fb",
                         "without background MC stat. uncertainty")
+    plots.limit_vs_mass(summary, out / "img" / "limit_vs_mass_syst.png", "limit_syst_fb",
+                        "with MC stat. and systematic uncertainties (b-tagging, background normalisation)")
     plots.significance_vs_mass(summary, out / "img" / "significance_vs_mass.png")
     if curves:
         reference = results.get(CUT_BASED, {}).get(args.ref_mass, {})

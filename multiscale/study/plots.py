@@ -9,7 +9,7 @@ from ..evaluation.plotting import STYLE, plot_roc
 MARKERS = "osD^vP*"
 # one colour and marker per model in every plot, whatever order the results come in
 STYLES = {"kin": ("C3", "^"), "jets": ("C2", "v"), "concat": ("C1", "s"), "cross": ("C0", "o"),
-          "cross_param": ("C4", "P"), "cut-based": ("black", "D")}
+          "cross_param": ("C4", "P"), "cut-based": ("black", "D"), "cut-based pooled": ("grey", "X")}
 
 
 def _per_model(summary, figure):
@@ -57,7 +57,7 @@ def significance_vs_mass(summary, path):
     """Best expected S/sqrt(B) at the benchmark signal cross section."""
     _against_mass(summary, "significance", "Best expected S/√B (σ×BR = 10 fb)", path,
                   f"{summary['luminosity_fb']:g} fb$^{{-1}}$, mean ± std over trainings (folds)\n"
-                  f"cuts keeping ≥ {summary['min_background_events']} effective background MC events")
+                  f"cuts keeping ≥ {summary['min_background_events']:g} effective background MC events")
 
 
 def roc_at(curves, summary, cut_based, mass, path):
