@@ -1,0 +1,75 @@
+"""Does a stitched background (heavy-flavour vetoed + filtered samples) reproduce the inclusive one?
+
+Both are compared in weighted yields at a luminosity, per bin of (leading fat-jet pT) x (truth-tag
+class: <= 1, 2, 3, 4 b-tagged subjets), with the test statistic
+
+    chi2 = d^T (V_inclusive + V_stitched)^-1 d,   d = the yield differences per bin,
+
+V the covariance of a sample's bin yields from its MC statistics: sum over generated events of
+v_e v_e^T, v_e the event's yields in the bins (the truth-tag copies of one event fall into several
+classes, so the bins are correlated, and each event is one MC event). Under correct stitching chi2
+follows a chi2 distribution with as many degrees of freedom as bins with yield; a wrong filter
+efficiency (the filtered sample's cross section) or a missing veto (the inclusive sample in place
+of the vetoed one: the heavy-flavour events counted twice) give a small p-value.
+"""
+
+import numpy as np
+from scipy.stats import chi2 as chi2_distribution
+
+from .yields import event_index, yield_weights
+
+PT_EDGES = (250.0, 400.0, 600.0, np.inf)  # GeV, leading fat jet
+TAG_CLASS_EDGES = (0, 2, 3, 4, 5)  # b-tagged subjets: <= 1, 2, 3, 4
+
+
+def bin_of(events, pt_edges=PT_EDGES):
+    """Each entry's bin (pT bin x tag class), -1 outside the pT range."""
+    pt = np.asarray(events.arrays["fj1_pt"], dtype=np.float64)
+    tags = np.asarray(events.arrays["fj1_nbtag"]) + np.asarray(events.arrays["fj2_nbtag"])
+    pt_bin = np.searchsorted(pt_edges, pt, side="right") - 1
+    tag_bin = np.searchsorted(TAG_CLASS_EDGES, tags, side="right") - 1
+    n_pt = len(pt_edges) - 1
+    inside = (pt_bin >= 0) & (pt_bin < n_pt)
+    return np.where(inside, pt_bin * (len(TAG_CLASS_EDGES) - 1) + tag_bin, -1), n_pt * (len(TAG_CLASS_EDGES) - 1)
+
+
+def binned(events, luminosity_fb, pt_edges=PT_EDGES):
+    """(yields per bin, their covariance) of a background sample (a Prediction of event files)."""
+    bins, n_bins = bin_of(events, pt_edges)
+    y = yield_weights(events, luminosity_fb)
+    inside = bins >= 0
+    _, event = np.unique(event_index(events)[inside], return_inverse=True)
+    per_event = np.zeros((event.max(initial=-1) + 1, n_bins))
+    np.add.at(per_event, (event.ravel(), bins[inside]), y[inside])
+    return per_event.sum(axis=0), per_event.T @ per_event
+
+
+def compare(inclusive, stitched, luminosity_fb, pt_edges=PT_EDGES):
+    """{chi2, ndf, p_value, inclusive, stitched (yields per bin), pulls (per bin), total (both totals
+    and the pull of their difference), per_tag_class (the same summed over pT)}."""
+    y_inc, v_inc = binned(inclusive, luminosity_fb, pt_edges)
+    y_sti, v_sti = binned(stitched, luminosity_fb, pt_edges)
+    d, v = y_inc - y_sti, v_inc + v_sti
+    used = np.diag(v) > 0
+    chi2 = float(d[used] @ np.linalg.solve(v[np.ix_(used, used)], d[used]))
+    ndf = int(used.sum())
+    pulls = np.where(used, d / np.sqrt(np.where(used, np.diag(v), 1.0)), 0.0)
+
+    def summed(weights):
+        """(yield of both, pull) of the bins combined with ``weights``."""
+        a, b = weights @ y_inc, weights @ y_sti
+        sigma = np.sqrt(weights @ v @ weights)
+        return {"inclusive": float(a), "stitched": float(b), "pull": float((a - b) / sigma) if sigma > 0 else 0.0}
+
+    n_classes = len(TAG_CLASS_EDGES) - 1
+    classes = np.arange(len(y_inc)) % n_classes
+    return {
+        "chi2": chi2,
+        "ndf": ndf,
+        "p_value": float(chi2_distribution.sf(chi2, ndf)),
+        "inclusive": y_inc.tolist(),
+        "stitched": y_sti.tolist(),
+        "pulls": pulls.tolist(),
+        "total": summed(np.ones(len(y_inc))),
+        "per_tag_class": [summed((classes == c).astype(float)) for c in range(n_classes)],
+    }
