@@ -150,15 +150,17 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
     signal = np.bincount(index[sig], weights=y[sig], minlength=n_bins)
     background = np.bincount(index[~sig], weights=y[~sig], minlength=n_bins)
     b_index, b_yield = index[~sig], y[~sig]
-    b_event = None if event is None else np.asarray(event)[inside][~sig]
+    # the background entries' events numbered 0..n_events-1
+    b_event = None if event is None else np.unique(np.asarray(event)[inside][~sig], return_inverse=True)[1].ravel()
 
     def sumw2_of(bin_of_entry, n):
         """Per bin of ``bin_of_entry`` (n bins), sum over events of (their yield in the bin)^2."""
         if b_event is None:
             return np.bincount(bin_of_entry, weights=np.square(b_yield), minlength=n)
-        pairs, pair_of_entry = np.unique(np.column_stack([bin_of_entry, b_event]), axis=0, return_inverse=True)
+        n_events = int(b_event.max(initial=-1)) + 1
+        pairs, pair_of_entry = np.unique(bin_of_entry.astype(np.int64) * n_events + b_event, return_inverse=True)
         per_pair = np.bincount(pair_of_entry.ravel(), weights=b_yield, minlength=len(pairs))
-        return np.bincount(pairs[:, 0], weights=np.square(per_pair), minlength=n)
+        return np.bincount(pairs // n_events, weights=np.square(per_pair), minlength=n)
 
     def range_sumw2(lo, hi):
         return float(sumw2_of(((b_index >= lo) & (b_index < hi)).astype(np.int64), 2)[1])
