@@ -27,6 +27,13 @@ network learns, not only the weights: drawn uniformly (this module's first versi
 copies were as common in training as untagged ones, and the network learnt that b-tags tell
 little, while at the physical rates they are the strongest handle (docs/results.md).
 
+Signed weights (NLO samples) cannot be trained on either: weaver weighs no event, let alone
+negatively. The unweighting then uses |w|: an event is kept with probability min(|w| / w_ref, 1),
+w_ref the 99th percentile of |w|, and carries sign(w) max(|w|, w_ref). The network trains on |w|
+(the density the generator sampled, not the physical one where positive and negative events
+cancel); the ``weight`` branch keeps the sign, so yields from the copies stay unbiased. Before this
+was said and done, negative-weight events were dropped without a word.
+
 The derived tags follow the generator (objects.py): a fat jet is tagged when both of its subjets
 are, the H candidate when both fat jets are; ``fj{1,2}_nbtag`` count tagged subjets.
 """
@@ -91,11 +98,19 @@ UNWEIGHT_QUANTILE = 0.99
 
 
 def unweight(weight, rng, quantile=UNWEIGHT_QUANTILE):
-    """(kept event indices, their new weights): accept-reject against the ``quantile`` of the weights."""
+    """(kept event indices, their new weights): accept-reject of |w| against the ``quantile`` of |w|;
+    a kept event's weight keeps its sign (negative NLO weights: trained on as |w|, see above)."""
     weight = np.asarray(weight, dtype=np.float64)
-    reference = np.quantile(weight, quantile)
-    kept = np.flatnonzero(rng.random(len(weight)) < np.minimum(weight / reference, 1.0))
-    return kept, np.maximum(weight[kept], reference)
+    magnitude = np.abs(weight)
+    reference = np.quantile(magnitude, quantile)
+    kept = np.flatnonzero(rng.random(len(weight)) < np.minimum(magnitude / reference, 1.0))
+    return kept, np.sign(weight[kept]) * np.maximum(magnitude[kept], reference)
+
+
+def negative_weights(path):
+    """The number of events of a schema file whose ``weight`` is negative."""
+    with uproot.open(path) as handle:
+        return int((handle[TREE_NAME]["weight"].array(library="np") < 0).sum())
 
 
 def _regular(values):
