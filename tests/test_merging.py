@@ -85,6 +85,7 @@ def test_ptlund_gives_lund_merging_and_the_option_overrides_the_process():
     ("fxfx without a scale", [FXFX_FILE], ["FxFx sample (ickkw = 3", "ptj = 10 GeV", "--merging-scale GEV"]),
     ("fxfx below qCutME", [FXFX_FILE, "--merging-scale", "8"], ["must lie above", "ptj = 10 GeV"]),
     ("mlm below xqcut", ["mlm", "--merging-scale", "5"], ["below the generation cut xqcut = 10 GeV"]),
+    ("process for mlm", ["mlm", "--merging-process", "pp>e+e-"], ["--merging-process applies to CKKW-L only"]),
     ("one multiplicity", [MADGRAPH, "--merging-scale", "20"], ["one jet multiplicity (2 jets)", "nothing to merge"]),
     ("unsupported ickkw", ["ickkw2"], ["ickkw = 2", "--merging none"]),
 ])

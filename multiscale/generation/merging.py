@@ -107,8 +107,8 @@ def _process(line):
             tokens.append(token)
         return tuple(tokens)
 
-    return MadGraphProcess(particles(parts[0]), particles(parts[-1]), tag.group(1) if tag else None,
-                           "[" in definition and "QCD" in definition.split("[", 1)[1])
+    nlo = re.search(r"\[\s*(?:(?:real|all)\s*=\s*)?QCD\s*\]", definition) is not None  # not [noborn=QCD]
+    return MadGraphProcess(particles(parts[0]), particles(parts[-1]), tag.group(1) if tag else None, nlo)
 
 
 def read_madgraph_header(header):
@@ -187,6 +187,9 @@ def plan(path, header, request="auto", scale=None, process=None):
     if request == "none":
         return Merging("none", shower, details={**base, "reason": "--merging none"})
     ickkw = header.number("ickkw", int)
+    if ickkw in (1, 3) and process is not None:
+        raise GenerationError(f"{path}: {'MLM' if ickkw == 1 else 'FxFx'} sample (ickkw = {ickkw}): --merging-process "
+                              "applies to CKKW-L only")
     if ickkw == 1:
         return _mlm(path, header, scale, base)
     if ickkw == 3:
@@ -197,8 +200,9 @@ def plan(path, header, request="auto", scale=None, process=None):
     if len(multiplicities) > 1:
         return _ckkwl(path, header, scale, process, base)
     if scale is not None or process is not None:
-        raise GenerationError(f"{path}: one jet multiplicity ({_listed(multiplicities)} jets) and no merging in its run card "
-                              "(ickkw = 0): nothing to merge, so --merging-scale / --merging-process do not apply")
+        raise GenerationError(f"{path}: one jet multiplicity ({_listed(multiplicities)} jets) and no merging in its "
+                              "run card (ickkw = 0): nothing to merge, so --merging-scale / --merging-process do not "
+                              "apply")
     return Merging("none", shower, details={**base, "reason": "one jet multiplicity: nothing to merge"})
 
 
@@ -236,10 +240,10 @@ def _fxfx(path, header, scale, base):
         raise GenerationError(f"{path}: FxFx sample (ickkw = 3) whose run card has no ptj > 0, the matrix-element "
                               "cut FxFx needs (JetMatching:qCutME); this file cannot be merged as it is")
     if scale is None:
-        raise GenerationError(f"{path}: FxFx sample (ickkw = 3, {_tags(header)}: "
-                              f"{_listed(base['jet_multiplicities'])} jets): the header gives the matrix-element cut ptj = "
-                              f"{ptj:g} GeV but not the merging scale; pass --merging-scale GEV (JetMatching:qCut, "
-                              f"typically 1.5-3 x ptj)")
+        jets = _listed(base["jet_multiplicities"])
+        raise GenerationError(f"{path}: FxFx sample (ickkw = 3, {_tags(header)}: {jets} jets): the header gives the "
+                              f"matrix-element cut ptj = {ptj:g} GeV but not the merging scale; pass --merging-scale "
+                              "GEV (JetMatching:qCut, typically 1.5-3 x ptj)")
     if scale <= ptj:
         raise GenerationError(f"{path}: --merging-scale {scale:g} GeV must lie above the FxFx matrix-element cut "
                               f"ptj = {ptj:g} GeV of its run card")
@@ -268,11 +272,12 @@ def _ckkwl(path, header, scale, process, base):
     elif "ptlund" in generation_cuts:
         kind, scale, scale_from = "pTlund", ptlund, "ptlund of the run card"
     else:
+        cut = f" xqcut = {xqcut:g} GeV" if xqcut and xqcut > 0 else ""
         raise GenerationError(
-            f"{path}: {len(multiplicities)} jet multiplicities ({_tags(header)}: {_listed(multiplicities)} jets) overlap until "
-            f"merged, and the run card names no merging (ickkw = 0, no ktdurham or ptlund); pass --merging-scale GEV "
-            f"for CKKW-L merging (kT, at or above the generation cut"
-            f"{' xqcut = %g GeV' % xqcut if xqcut and xqcut > 0 else ''}), or --merging none to shower them unmerged")
+            f"{path}: {len(multiplicities)} jet multiplicities ({_tags(header)}: {_listed(multiplicities)} jets) "
+            f"overlap until merged, and the run card names no merging (ickkw = 0, no ktdurham or ptlund); pass "
+            f"--merging-scale GEV for CKKW-L merging (kT, at or above the generation cut{cut}), or --merging none "
+            "to shower them unmerged")
     if process is None:
         process = pythia_process(path, header)
     flavours = header.number("maxjetflavor", int) or 5
