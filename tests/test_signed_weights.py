@@ -55,13 +55,18 @@ def test_hepmc_weights_keep_their_sign(tmp_path):
             n_negative += negative
             event.weights = [-1.0 if negative else 1.0]
             writer.write(event)
-    generate("--process", "hh4b", "--hepmc", signed, "--seed", "5", "--outdir", tmp_path / "out")
-    out = sidecar(tmp_path / "out")
-    weight = uproot.open(tmp_path / "out" / "hh4b_mH1000_5_0.root")["Events"]["weight"].array(library="np")
-    assert out["source"]["n_negative_weights"] == n_negative > 0 and out["n_negative_weights"] == (weight < 0).sum()
-    # each event: xsec x (+-1) / signed sum of the generated events' weights
-    signed_sum = meta["n_generated"] - 2 * n_negative
-    np.testing.assert_allclose(np.abs(weight), out["xsec_fb"] / signed_sum, rtol=1e-9)
+    # two ranges of the file, two chunks (read from slices of it)
+    half = (meta["n_generated"] + 1) // 2
+    generate("--process", "hh4b", "--hepmc", signed, "--seed", "5", "--events-per-file", half,
+             "--outdir", tmp_path / "out")
+    for chunk in range(2):
+        out = json.loads((tmp_path / "out" / f"hh4b_mH1000_5_{chunk}.json").read_text())
+        weight = uproot.open(tmp_path / "out" / f"hh4b_mH1000_5_{chunk}.root")["Events"]["weight"].array(library="np")
+        start, stop = out["source"]["event_range"]
+        negative = sum(number % 4 == 3 for number in range(start, stop))
+        assert out["source"]["n_negative_weights"] == n_negative > 0 and out["n_negative_weights"] == (weight < 0).sum()
+        # each event: xsec x (+-1) / signed sum of the range's weights
+        np.testing.assert_allclose(np.abs(weight), out["xsec_fb"] / (stop - start - 2 * negative), rtol=1e-9)
 
 
 def test_truth_tag_training_copies_train_on_abs_w_and_keep_the_sign(merged_runs, tmp_path, capsys):
