@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import uproot
 
+from multiscale.check_inputs import check_files
 from multiscale.evaluation import read_prediction
 from multiscale.evaluation.cli import evaluate_main
 from multiscale.evaluation.limits import classifier_limit, score_histograms
@@ -19,7 +20,7 @@ from multiscale.evaluation.yields import background_statistics, expected_yields,
 from multiscale.generation import cli
 from multiscale.generation.truth_tagging import unweight
 from test_evaluate import HH4B, QCD, write_prediction
-from test_external_inputs import _pythia_to_hepmc, generate, sidecar
+from test_external_inputs import CONFIG, _pythia_to_hepmc, generate, sidecar
 
 
 def fxfx_weights(merged_runs):
@@ -81,6 +82,14 @@ def test_truth_tag_training_copies_train_on_abs_w_and_keep_the_sign(merged_runs,
     assert len(train) == len(fxfx_weights(merged_runs)) and (train < 0).sum() == n_negative
     test = uproot.open(tmp_path / "test" / source.name)["Events"]["weight"].array(library="np")
     assert test.sum() == pytest.approx(fxfx_weights(merged_runs).sum(), rel=1e-9)  # copies x P(class), signed
+
+
+def test_the_training_driver_says_what_weaver_does_with_negative_weights(merged_runs):
+    """check_inputs runs before every training (train_multiscale.sh)."""
+    said = []
+    check_files(str(CONFIG), [str(merged_runs["fxfx"] / "qcd_1_0.root")], warn=said.append)
+    n_negative = int((fxfx_weights(merged_runs) < 0).sum())
+    assert [line for line in said if f"{n_negative} of " in line and "negative weight" in line and "|w|" in line]
 
 
 def test_unweighting_signed_weights_is_unbiased():
