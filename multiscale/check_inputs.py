@@ -91,6 +91,9 @@ def _read_branches(tree, path, names, warn):
         bad = count_non_finite(values)
         if bad:
             warn(f"{path}: branch {name} holds {bad} non-finite value(s) (NaN/inf)")
+        if name == "weight" and np.any(np.asarray(values) < 0):  # NLO samples: weaver cannot weigh events
+            warn(f"{path}: {int(np.sum(np.asarray(values) < 0))} of {len(values)} events carry a negative weight "
+                 "(NLO): weaver trains on every event alike, i.e. on |w|; the evaluation keeps the sign")
 
 
 def _identity(tree):

@@ -48,3 +48,56 @@ def generated_dir(tmp_path_factory):
         if run.returncode != 0:
             raise RuntimeError(f"event generation for the test samples failed:\n{stderr}")
     return outdir
+
+
+# --- merged multi-jet samples (tests/test_merging.py, tests/test_signed_weights.py) ---------------------------
+
+DATA = REPO / "tests" / "data"
+CKKWL_FILE = DATA / "madgraph-2.2.1-Z-ckkwl.lhe.gz"  # Z + 0, 1, 2 jets, LO, made for CKKW-L (ickkw = 0, no scale)
+FXFX_FILE = DATA / "madgraph-2.2.1-Z-fxfx.lhe.gz"  # Z + 0, 1 jets, NLO, FxFx (ickkw = 3), negative weights
+MERGED_INPUT_EVENTS = 400  # the first 400 events of each file: a few seconds of showering
+Z_THRESHOLDS = ("--fj1-ptmin", "20", "--fj2-ptmin", "10")  # Z + jets at 7 TeV: soft fat jets
+
+
+def mlm_sample(path):
+    """The CKKW-L Z + 0, 1, 2 jets file given the run-card lines of an MLM run (ickkw = 1, xqcut = 10 GeV),
+    written to ``path``: a real multi-jet sample that Pythia merges with MadGraph's MLM parameters. Its
+    events were made with a 3 GeV kT cut and without MadGraph's MLM alpha_s reweighting, so it tests the
+    set-up and the veto, not MLM's physics."""
+    import gzip
+
+    text = gzip.open(CKKWL_FILE, "rt").read()
+    for old, new in ((" 0        = ickkw ", " 1        = ickkw "), (" 3   = xqcut ", " 10  = xqcut ")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    with gzip.open(path, "wt") as out:
+        out.write(text)
+    return path
+
+
+# run name -> (input file, options); generated once per session, side by side
+MERGED_RUNS = {
+    "ckkwl": (CKKWL_FILE, ("--merging-scale", "20")),
+    "unmerged": (CKKWL_FILE, ("--merging", "none")),
+    "mlm": ("mlm", ()),
+    "fxfx": (FXFX_FILE, ("--merging-scale", "20")),
+}
+
+
+@pytest.fixture(scope="session")
+def merged_runs(tmp_path_factory):
+    """run name -> output directory of MERGED_RUNS (the first MERGED_INPUT_EVENTS events of each file)."""
+    base = tmp_path_factory.mktemp("merged")
+    mlm = mlm_sample(base / "madgraph-2.2.1-Z-mlm.lhe.gz")
+    processes = {}
+    for name, (source, options) in MERGED_RUNS.items():
+        source = mlm if source == "mlm" else source
+        processes[name] = subprocess.Popen(
+            [sys.executable, str(GENERATOR), "--process", "qcd", "--lhe", str(source), *options,
+             "--events", str(MERGED_INPUT_EVENTS), *Z_THRESHOLDS, "--outdir", str(base / name)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for name, process in processes.items():
+        _, stderr = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"generating the {name} sample failed:\n{stderr}")
+    return {name: base / name for name in MERGED_RUNS}

@@ -13,9 +13,11 @@ import uproot
 
 from multiscale.check_inputs import check_files, needed_branches
 from multiscale.weaver_io import load_data_config
+from conftest import CKKWL_FILE, Z_THRESHOLDS
 from test_generator import run_generator
-from multiscale.generation import run
+from multiscale.generation import run, slices
 from multiscale.generation.pythia_setup import make_pythia
+from multiscale.generation.sources import inspect_hepmc, inspect_lhe
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -244,6 +246,88 @@ def test_input_files_are_chunks_and_reruns_keep_them(tmp_path):
     assert sorted(p.name for p in outdir.glob("*.root")) == ["ttbar_1_0.root", "ttbar_1_1.root"]
     again = generate("--process", "ttbar", "--lhe", *copies, "--outdir", outdir, *LOW_THRESHOLDS)
     assert "complete: kept" in again.stdout
-    for argv in (["--events", "5"], ["--pthat-bias", "2"]):
+    for argv in (["--events", "0"], ["--pthat-bias", "2"]):
         result = generate("--process", "ttbar", "--lhe", copies[0], *argv, "--outdir", outdir, check=False)
         assert result.returncode == 2 and result.stderr.count("\n") == 1
+    result = generate("--process", "ttbar", "--lhe", *copies, "--events", "201", "--outdir", outdir, check=False)
+    assert_one_line_error(result, "--events 201", "the input files hold 200 events", outdir / "none")
+
+
+# --- big files -----------------------------------------------------------------------------------------------
+
+
+def test_events_reads_the_first_n_events(tmp_path):
+    """--events N with an input file: its first N events are read (it used to be refused)."""
+    generate("--process", "qcd", "--lhe", MADGRAPH, "--events", "100", "--outdir", tmp_path, *LOW_THRESHOLDS)
+    meta = sidecar(tmp_path)
+    assert meta["n_generated"] + meta["n_pythia_failures"] == 100 and meta["source"]["event_range"] == [0, 100]
+    assert meta["xsec_fb"] == pytest.approx(6.996707e8 * 1e3, rel=1e-6)  # still the file's cross section
+
+
+def chunk_arrays(directory, fields=("event_id", "weight", "fj1_pt", "fj1_part_px", "obj_btag")):
+    return {path.name: uproot.open(path)["Events"].arrays(fields) for path in sorted(Path(directory).glob("*.root"))}
+
+
+def test_jobs_split_one_file_into_event_ranges_whatever_jobs(tmp_path):
+    """One input file, ranges of --events-per-file events: each its own chunk and file, read from a
+    slice of the file; the same files whatever --jobs, and the ranges cover the events read once."""
+    common = ("--process", "ttbar", "--lhe", TEVATRON_TTBAR, "--events-per-file", "40", *LOW_THRESHOLDS)
+    generate(*common, "--jobs", "1", "--outdir", tmp_path / "j1")
+    generate(*common, "--jobs", "2", "--outdir", tmp_path / "j2")
+    one, two = chunk_arrays(tmp_path / "j1"), chunk_arrays(tmp_path / "j2")
+    assert list(one) == list(two) == ["ttbar_1_0.root", "ttbar_1_1.root", "ttbar_1_2.root"]
+    for name in one:
+        for field in one[name].fields:
+            assert ak.all(ak.flatten(one[name][field], axis=None) == ak.flatten(two[name][field], axis=None)), field
+    metas = [json.loads((tmp_path / "j2" / f"ttbar_1_{c}.json").read_text()) for c in range(3)]
+    assert [m["source"]["event_range"] for m in metas] == [[0, 40], [40, 80], [80, 100]]
+    assert sum(m["n_generated"] + m["n_pythia_failures"] for m in metas) == 100
+    assert not list((tmp_path / "j2").glob(".*"))  # the slices are gone
+
+
+def PYTHIA6_MANY(tmp_path):
+    """The Pythia 6 HepMC3 event written 8 times (event numbers 0-7): a file of several events."""
+    import pyhepmc
+
+    (event,) = list(pyhepmc.open(PYTHIA6))
+    path = tmp_path / "many.hepmc3"
+    with pyhepmc.open(path, "w") as writer:
+        for number in range(8):
+            event.event_number = number
+            writer.write(event)
+    return path
+
+
+def test_event_ranges_and_slices():
+    assert slices.event_ranges([5, 3], 2) == [(0, 0, 2), (0, 2, 4), (0, 4, 5), (1, 0, 2), (1, 2, 3)]
+    assert slices.event_ranges([5, 3], 4, limit=6) == [(0, 0, 4), (0, 4, 5), (1, 0, 1)]
+
+
+@pytest.mark.parametrize("kind, path", [("lhe", MADGRAPH), ("hepmc", PYTHIA6_MANY)])
+def test_a_slice_holds_the_header_and_the_range_of_events(tmp_path, kind, path):
+    path = path(tmp_path) if callable(path) else path
+    whole = gzip.open(path, "rt").read() if path.suffix == ".gz" else path.read_text()
+    marker = "<event>" if kind == "lhe" else "\nE "
+    pieces = whole.split(marker)
+    with gzip.open(path, "rt") if path.suffix == ".gz" else open(path) as lines:
+        target = slices.write_slice(kind, path, lines, 2, 5, tmp_path / "slice")
+    text = Path(target).read_text()
+    assert text.startswith(pieces[0])  # the header, <init> block included
+    events = text.split(marker)[1:]
+    assert len(events) == 3
+    end = "</event>" if kind == "lhe" else "HepMC::"
+    for got, expected in zip(events, pieces[3:6]):  # pieces[k]: event k - 1
+        assert got.split(end)[0].strip() == expected.split(end)[0].strip()
+    assert text.rstrip().endswith("</LesHouchesEvents>" if kind == "lhe" else "END_EVENT_LISTING")
+    inspect = inspect_lhe if kind == "lhe" else inspect_hepmc
+    assert inspect(target).n_events == 3
+
+
+def test_a_merged_file_split_into_ranges(tmp_path):
+    """The merging applies within every range; each range's cross section is its own estimate."""
+    generate("--process", "qcd", "--lhe", CKKWL_FILE, "--merging-scale", "20", "--events", "300",
+             "--events-per-file", "150", "--jobs", "2", *Z_THRESHOLDS, "--outdir", tmp_path)
+    metas = [json.loads((tmp_path / f"qcd_1_{c}.json").read_text()) for c in range(2)]
+    for meta in metas:
+        assert meta["merging"]["scheme"] == "CKKW-L" and meta["merging"]["n_input_events"] == 150
+        assert meta["xsec_fb"] < 0.8 * meta["merging"]["xsec_before_fb"]

@@ -192,3 +192,49 @@ def test_files_written_before_a_setting_existed_are_kept(tmp_path, capsys):
     assert cli.generate_main(base) == 0 and "complete: kept" in capsys.readouterr().out
     message = main_error([*base, "--btag-eff", "0.7"], capsys)  # a real difference is still refused
     assert "btag_eff 0.77 (now 0.7)" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# a full disk
+
+
+def _file_size_limit(limit_bytes):
+    """preexec_fn: files may grow to ``limit_bytes`` only; a write beyond fails with an OSError (EFBIG),
+    as one on a full disk does (ENOSPC), instead of killing the process (SIGXFSZ ignored)."""
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_write_that_fails_stops_with_one_line_and_leaves_nothing(tmp_path, jobs):
+    """The disk fills while a chunk is written (here: the file-size limit of the process): one line, no
+    traceback, no partial file; it used to end with a raw OSError traceback."""
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    result = subprocess.run(
+        generator("--process", "hh4b", "--events", 20, "--events-per-file", 10, "--jobs", jobs, "--outdir", outdir),
+        cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(20_000))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("generate_events.py: error: cannot write to ") and "File too large" in lines[0]
+    assert "partial files removed" in lines[0]
+    assert sorted(p.name for p in outdir.iterdir()) == []
+
+
+def test_a_sidecar_that_cannot_be_written_takes_its_root_file_along(tmp_path, capsys, monkeypatch):
+    """No space left for the .json after the .root: neither stays (a .root alone is half a chunk)."""
+    import errno
+
+    def full_disk(path, content):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(run, "write_json", full_disk)
+    message = main_error(["--process", "qcd", "--events", 5, "--outdir", tmp_path], capsys)
+    assert "No space left on device" in message and "qcd_1_0.json" in message
+    assert not [p for p in tmp_path.iterdir()]

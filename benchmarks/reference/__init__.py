@@ -4,7 +4,8 @@
   its own venv with TensorFlow); ``compare_original.sh`` times it alternately with ``matched``;
 - ``ab_matched``: A/B timing of the matched training step across checkouts, environment settings
   or network options (e.g. ``cpu_kernels=False``);
-- ``profile_step``: where a CPU training step's time goes, per ATen operator.
+- ``profile_step``: where a CPU training step's time goes, per ATen operator;
+- ``merging_table``: what merging did to Les Houches runs of the generator (docs/generation.md).
 
-docs/performance.md has the figures and the commands.
+docs/performance.md has the figures and the commands (docs/generation.md for ``merging_table``).
 """

@@ -6,6 +6,10 @@ background efficiencies eps_S, eps_B are fractions of the expected yields: the b
 cross-section weighted QCD + ttbar mixture and weighted MC counts with its weights. Without weights
 they are fractions of MC events.
 
+Signed weights (NLO samples) are used as they are: the efficiencies are ratios of signed sums, so
+the ROC curve may step back where negative-weight events are crossed; the AUC is then the
+trapezoidal area of that curve (what roc_auc_score, which refuses such curves, gives otherwise).
+
 Every working point carries the effective number of background MC events it keeps,
 N_eff = (sum y)^2 / sum(y^2) (see yields.py); one with N_eff < ``MIN_BACKGROUND_EVENTS`` rests on a
 handful of MC events and is flagged (or, in the S/sqrt(B) scan, not considered).
@@ -36,8 +40,8 @@ def effective_events(sumw, sumw2):
 
 @dataclass
 class Roc:
-    signal_efficiency: np.ndarray  # non-decreasing, starts at 0 (nothing kept)
-    background_efficiency: np.ndarray  # non-decreasing
+    signal_efficiency: np.ndarray  # starts at 0 (nothing kept); non-decreasing unless weights are negative
+    background_efficiency: np.ndarray  # idem
     thresholds: np.ndarray
     background_effective_events: np.ndarray  # N_eff of the background kept at each point
 
@@ -96,7 +100,10 @@ def roc(is_signal, score, sample_weight=None, event=None):
 
 
 def auc(is_signal, score, sample_weight=None):
-    """Area under the (weighted) ROC curve."""
+    """Area under the (weighted) ROC curve; with negative weights, the trapezoidal area of the curve."""
+    if sample_weight is not None and np.any(np.asarray(sample_weight) < 0):
+        curve = roc(is_signal, score, sample_weight)
+        return float(np.trapezoid(curve.signal_efficiency, curve.background_efficiency))
     return float(roc_auc_score(np.asarray(is_signal, dtype=bool), score, sample_weight=sample_weight))
 
 
@@ -110,9 +117,10 @@ def _locate(curve, signal_efficiency):
     sums, equal only up to rounding: values within ``_ROUNDING`` count as equal.
     """
     eff_s = curve.signal_efficiency
-    i = int(np.searchsorted(eff_s, signal_efficiency - _ROUNDING, side="left"))
-    if i >= len(eff_s):
+    reached = eff_s >= signal_efficiency - _ROUNDING  # not searchsorted: signed weights make eff_s step back
+    if not reached.any():
         raise ValueError(f"signal efficiency {signal_efficiency} is beyond the ROC curve")
+    i = int(np.argmax(reached))
     if abs(eff_s[i] - signal_efficiency) <= _ROUNDING or i == 0:
         return i, 1.0
     return i, (signal_efficiency - eff_s[i - 1]) / (eff_s[i] - eff_s[i - 1])

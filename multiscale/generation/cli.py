@@ -14,10 +14,11 @@ from pathlib import Path
 
 from ..cli_common import OneLineParser, fail
 from ..schema import PROCESS_CODES
-from . import hf_filter, manifest, truth_tagging
+from . import hf_filter, manifest, merging, truth_tagging
 from .btagging import TagEfficiencies
 from .pythia_setup import SQRT_S_GEV, GenerationError
 from .run import RunConfig, generate, kept_chunks
+from .sources import prepare_inputs
 
 GENERATE, TRUTH_TAG = "generate_events.py", "truth_tag.py"
 HIGGS_MASS = 125.0
@@ -53,8 +54,8 @@ def generate_parser():
     add = parser.add_argument
     add("--process", required=True, choices=sorted(PROCESS_CODES),
         help="physics process; with --lhe/--hepmc the label (and is_* branches) the events get")
-    add("--events", type=int, metavar="N", help="number of accepted (written) events (not with --lhe/--hepmc: "
-        "every event of the files is read)")
+    add("--events", type=int, metavar="N", help="number of accepted (written) events; with --lhe/--hepmc: read the "
+        "first N events of the files (default: all)")
     inputs = parser.add_mutually_exclusive_group()
     inputs.add_argument("--lhe", nargs="+", metavar="FILE", help="Les Houches files (plain or gzipped) to shower and "
                         "hadronise with Pythia, one output file each; beams and cross section from the files")
@@ -62,10 +63,18 @@ def generate_parser():
                         "compressed), one output file each; weights and cross section from the files")
     add("--no-btag-labels", action="store_true",
         help="--hepmc files without decayed hadrons in their record: label every jet light")
+    add("--merging", choices=merging.REQUESTS, default="auto",
+        help="--lhe: auto (default): the merging the MadGraph header says (MLM, FxFx, CKKW-L); none: shower "
+        "every event as it is, overlapping jet multiplicities included")
+    add("--merging-scale", type=float, metavar="GEV", help="--lhe: merging scale (MLM/FxFx JetMatching:qCut, CKKW-L "
+        "Merging:TMS in kT) where the header has none (FxFx, CKKW-L without ktdurham/ptlund) or to override it")
+    add("--merging-process", metavar="PROC", help="--lhe, CKKW-L: Pythia's Merging:Process (e.g. pp>e+e-) when the "
+        "header's process cannot be translated")
     add("--outdir", required=True, help="output directory (created if missing)")
     add("--seed", type=int, default=1, help="random seed of the run (default: 1)")
     add("--jobs", type=int, default=1, help="parallel processes, one chunk each (default: 1)")
-    add("--events-per-file", type=int, default=10000, metavar="K", help="accepted events per file (default: 10000)")
+    add("--events-per-file", type=int, default=10000, metavar="K", help="accepted events per file; with "
+        "--lhe/--hepmc: input events per output file, each file cut into ranges of K (default: 10000)")
     add("--mH", type=float, default=1000.0, help="heavy scalar mass in GeV, hh4b only (default: 1000)")
     add("--pthat-min", type=float, default=300.0, help="PhaseSpace:pTHatMin for qcd/ttbar in GeV (default: 300)")
     add("--pthat-bias", type=float, default=0.0, metavar="POW",
@@ -92,13 +101,13 @@ def parse_config(argv=None):
     args.inputs = tuple(str(Path(path).resolve()) for path in files or ())
     del args.lhe, args.hepmc
     if files:
-        if args.events is not None:
-            parser.error("--events does not apply to --lhe/--hepmc: every event of the files is read")
         if args.pthat_bias:
             parser.error("--pthat-bias applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
         if args.hf_filter:
             parser.error("--hf-filter applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
-        args.events = 0
+        if args.events is not None and args.events <= 0:
+            parser.error(f"--events must be positive, got {args.events}")
+        args.events = args.events or 0  # 0: every event of the files
     elif args.events is None:
         parser.error("--events is required (or --lhe / --hepmc files to read)")
     elif args.events <= 0:
@@ -112,6 +121,7 @@ def parse_config(argv=None):
     if args.max_constituents <= 0:
         parser.error(f"--max-constituents must be positive, got {args.max_constituents}")
     _check_physics(parser, args)
+    _check_merging(parser, args)
     if not 0.0 <= args.pthat_bias <= 8.0:
         parser.error(f"--pthat-bias must lie in [0, 8], got {args.pthat_bias}")
     if args.pthat_bias > 0 and args.process not in ("qcd", "ttbar"):
@@ -148,6 +158,18 @@ def _check_physics(parser, args):
         parser.error(f"--fj-etamax must be positive, got {args.fj_etamax:g}")
 
 
+def _check_merging(parser, args):
+    given = [name for name in ("merging_scale", "merging_process") if getattr(args, name) is not None]
+    if args.merging != "auto":
+        given.append("merging")
+    if given and args.input_format != "lhe":
+        parser.error(f"--{given[0].replace('_', '-')} applies to --lhe files only")
+    if args.merging_scale is not None and not (math.isfinite(args.merging_scale) and args.merging_scale > 0):
+        parser.error(f"--merging-scale must be a positive number of GeV, got {args.merging_scale}")
+    if args.merging == "none" and len(given) > 1:
+        parser.error("--merging none sets up no merging: --merging-scale / --merging-process do not apply")
+
+
 def _unwritable(outdir):
     """Why files cannot be created in ``outdir`` (None if they can)."""
     try:
@@ -175,15 +197,20 @@ def generate_main(argv=None):
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     where = f"{manifest.run_name(config)} in {os.path.abspath(config.outdir)}"
     try:
+        config, inputs = prepare_inputs(config)
+        _say_merging(inputs)
         kept = kept_chunks(config)
         if manifest.is_complete(config, kept):
             print(f"{where}: complete: kept ({sum(s['n_accepted'] for s in kept.values())} events, {len(kept)} file(s))")
             return 0
         if kept:
             print(f"{where}: {len(kept)} of {config.n_chunks} file(s) already written with these settings: kept")
-        summaries = generate(config, kept)
+        summaries = generate(config, kept, inputs)
     except GenerationError as error:
         fail(GENERATE, str(error))
+    except OSError as error:  # a full disk, a quota, a file-size limit: the cleanup has run in generate()
+        fail(GENERATE, f"cannot write to {error.filename or os.path.abspath(config.outdir)}: "
+             f"{error.strerror or error}; partial files removed, complete files kept (a rerun resumes)")
     except KeyboardInterrupt as interrupt:
         print(f"{GENERATE}: interrupted; complete files were kept, partial ones removed", file=sys.stderr)
         return 128 + getattr(interrupt, "signum", signal.SIGINT)
@@ -196,7 +223,23 @@ def generate_main(argv=None):
         f"wrote {accepted} {config.process} events ({generated} generated, acceptance {accepted / max(generated, 1):.3f}) "
         f"in {len(new)} file(s) to {os.path.abspath(config.outdir)}; run complete: {manifest.manifest_path(config).name}"
     )
+    _say_negative_weights(new)
     return 0
+
+
+def _say_merging(inputs):
+    """One line per Les Houches file: the merging (and NLO shower settings) Pythia applies to it."""
+    for item in inputs or ():
+        if getattr(item, "merging", None) is not None and item.madgraph is not None:
+            print(f"{item.path}: {item.merging.describe()}")
+
+
+def _say_negative_weights(summaries):
+    negative = sum(s.get("n_negative_weights", 0) for s in summaries)
+    if negative:
+        print(f"{GENERATE}: note: {negative} of {sum(s['n_accepted'] for s in summaries)} written events carry "
+              "negative weights (NLO); 'weight' keeps the sign for the yields, while weaver trains on every event "
+              "alike, i.e. on |w| (docs/generation.md, negative weights)", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +280,16 @@ def truth_tag_main(argv=None):
                                                        reference, scale)
             print(f"{path}: {n_in} events -> {n_out} truth-tagged ({args.mode}) in {target}"
                   + (f" (unweighted against {reference:.4g} fb per event)" if reference else ""))
+            _say_negative_training_weights(path, n_in, args.mode)
     except (OSError, ValueError, KeyError) as err:
         fail(TRUTH_TAG, str(err))
     return 0
+
+
+def _say_negative_training_weights(path, n_in, mode):
+    """What became of negative (NLO) weights: weaver cannot train on them (truth_tagging.py)."""
+    negative = truth_tagging.negative_weights(path)
+    if negative:
+        what = ("kept with probability |w| / w_ref: weaver trains on |w|" if mode == "train"
+                else "each copy keeps its sign")
+        print(f"{path}: {negative} of {n_in} events carry negative weights (NLO): {what}; 'weight' keeps the sign")

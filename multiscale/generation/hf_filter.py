@@ -65,9 +65,8 @@ class HeavyFlavourFilter(pythia8mc.UserHooks):
         self.jets = pythia8mc.SlowJet(-1, JET_R, JET_PT_MIN, 100.0, 1, 2)
 
     def attach(self, pythia):
-        """Install on ``pythia`` (before its init()); the event weight is read from its Info."""
+        """Read the event weights from ``pythia``'s Info (the instance the hook is installed on)."""
         self.pythia = pythia
-        pythia.setUserHooksPtr(self)
 
     def canVetoPartonLevel(self):
         return True

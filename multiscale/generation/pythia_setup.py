@@ -55,29 +55,30 @@ def process_settings(process, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0):
     raise ValueError(f"unknown process {process!r}")
 
 
-def make_pythia(process, seed, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0, hooks=None):
-    """A Pythia instance initialised for ``process`` with random seed ``seed``; ``hooks``: user hooks
-    with an ``attach(pythia)`` method (hf_filter.HeavyFlavourFilter), installed before init()."""
+def make_pythia(process, seed, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0, user_hooks=None):
+    """A Pythia instance initialised for ``process`` with random seed ``seed``; ``user_hooks``
+    (hf_filter.HeavyFlavourFilter) installed before init()."""
     settings = (*COMMON_SETTINGS, *process_settings(process, m_h, pthat_min, pthat_bias))
-    return _initialised(settings, seed, f"process {process!r}", hooks)
+    return _initialised(settings, seed, f"process {process!r}", user_hooks)
 
 
-def make_lhe_pythia(path, seed):
+def make_lhe_pythia(path, seed, extra_settings=(), user_hooks=None):
     """A Pythia instance that showers and hadronises the events of the Les Houches file ``path``
-    (plain or gzipped); the beams and their energies come from the file's <init> block."""
-    settings = (*LHE_SETTINGS, f"Beams:LHEF = {path}")
-    return _initialised(settings, seed, f"the Les Houches file {path}")
+    (plain or gzipped); the beams and their energies come from the file's <init> block.
+    ``extra_settings`` and ``user_hooks``: a merging's (merging.py)."""
+    settings = (*LHE_SETTINGS, f"Beams:LHEF = {path}", *extra_settings)
+    return _initialised(settings, seed, f"the Les Houches file {path}", user_hooks)
 
 
-def _initialised(settings, seed, what, hooks=None):
+def _initialised(settings, seed, what, user_hooks=None):
     if not 1 <= seed <= MAX_SEED:  # 0 would mean "seed from the clock"
         raise ValueError(f"Pythia seed {seed} outside [1, {MAX_SEED}]")
     pythia = pythia8mc.Pythia("", False)  # False: no banner
     for line in (*settings, f"Random:seed = {seed}"):
         if not pythia.readString(line):
             raise GenerationError(f"Pythia rejected the setting {line!r}")
-    if hooks is not None:
-        hooks.attach(pythia)
+    if user_hooks is not None:
+        pythia.setUserHooksPtr(user_hooks)
     if not pythia.init():
         raise GenerationError(f"Pythia init() failed for {what} (seed {seed}); check the settings")
     return pythia

@@ -22,13 +22,13 @@ import awkward as ak
 import numpy as np
 
 from ..schema import PHASE_SPACES, PROCESS_CODES, SIGNAL_PROCESSES
-from . import hf_filter, manifest
+from . import hf_filter, manifest, slices
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
 from .event_record import ChargeTable
 from .pythia_setup import MAX_SEED, GenerationError
 from .reconstruction import Selection, reconstruct
-from .sources import input_summary, inspect_inputs, open_source
+from .sources import chunk_input, input_summary, open_source, prepare_inputs
 from .writer import remove_partial, write_json, write_root
 
 MIN_BATCH, MAX_BATCH = 20, 200  # Pythia events per nextBatch call
@@ -53,9 +53,13 @@ class RunConfig:
     btag_eff: float = TagEfficiencies.b
     ctag_mistag: float = TagEfficiencies.c
     light_mistag: float = TagEfficiencies.light
-    input_format: str = "pythia"  # "pythia" (built-in process), "lhe" or "hepmc" (one chunk per input file)
+    input_format: str = "pythia"  # "pythia" (built-in process), "lhe" or "hepmc" (chunks: ranges of the files' events)
     inputs: tuple = ()
     no_btag_labels: bool = False
+    merging: str = "auto"  # LHE: "auto" (what the MadGraph header says) or "none" (merging.py)
+    merging_scale: float | None = None  # GeV, LHE merging scale when the header has none or to override it
+    merging_process: str | None = None  # CKKW-L Merging:Process when the header's cannot be translated
+    input_events: tuple = ()  # events of each input file (prepare_inputs): the chunks are ranges of them
     hf_filter: str | None = None  # "require" or "veto": the heavy-flavour filter (hf_filter.py), built-in processes
 
     @property
@@ -68,10 +72,15 @@ class RunConfig:
 
     @property
     def n_chunks(self):
-        return len(self.inputs) if self.inputs else math.ceil(self.events / self.events_per_file)
+        return len(self.input_ranges()) if self.inputs else math.ceil(self.events / self.events_per_file)
+
+    def input_ranges(self):
+        """(file index, first event, end event) of each chunk of an LHE or HepMC3 run: the first
+        ``events`` events of the files (all when 0) in ranges of ``events_per_file`` (slices.py)."""
+        return slices.event_ranges(self.input_events, self.events_per_file, self.events or None)
 
     def chunk_events(self, chunk):
-        """Accepted events chunk ``chunk`` makes; None: every event of its input file is read."""
+        """Accepted events chunk ``chunk`` makes; None: every event of its range of input events is read."""
         if self.inputs:
             return None
         return min(self.events_per_file, self.events - chunk * self.events_per_file)
@@ -151,9 +160,11 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
     finally:
         source.close()
 
-    item = inputs[chunk] if inputs else None
+    item, event_range = chunk_input(config, chunk, inputs) if inputs else (None, None)
     if n_accepted == 0:
-        what = item.path if item else f"{config.process} (chunk {chunk})"
+        what = f"{config.process} (chunk {chunk})"
+        if item is not None:
+            what = f"{item.path} (events {event_range[0]}-{event_range[1] - 1})"
         raise GenerationError(
             f"{what}: none of its {n_generated} events passed the preselection (two fat jets above "
             f"{config.fj1_ptmin:g} and {config.fj2_ptmin:g} GeV, |eta| < {config.fj_etamax:g}); nothing written")
@@ -186,6 +197,7 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
         "pthat_bias": config.pthat_bias,
         "pythia_weight_sum": weight_sum,
         "n_effective": float(pythia_weight.sum() ** 2 / (pythia_weight**2).sum()),
+        "n_negative_weights": int((pythia_weight < 0).sum()),  # NLO: signed weights, kept as they are
         # per event when every event weighs the same
         "weight_fb": xsec_fb / n_generated if np.ptp(pythia_weight) == 0 and config.pthat_bias == 0 else None,
         "wall_time_s": round(time.perf_counter() - start_time, 3),
@@ -194,8 +206,12 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
     summary["cpu_time_s"] = round(time.process_time() - start_cpu, 3)
     summary["accepted_per_core_hour"] = round(n_accepted / max(summary["cpu_time_s"], 1e-9) * 3600.0, 1)
     if item is not None:
-        summary["source"] = input_summary(item)
-    write_json(outdir / f"{stem}.json", summary)
+        summary["source"] = input_summary(item, event_range)
+    try:
+        write_json(outdir / f"{stem}.json", summary)
+    except BaseException:  # e.g. a full disk: a .root without its sidecar is half a chunk
+        (outdir / f"{stem}.root").unlink(missing_ok=True)
+        raise
     return summary
 
 
@@ -288,7 +304,8 @@ class _Progress:
 
         self.config = config
         self.generated = self.accepted = 0  # counted here: a disabled tqdm bar counts nothing
-        self.bar = tqdm(total=config.events or None, unit="evt", desc=config.process, disable=None)
+        self.target = None if config.inputs else config.events  # input files: accepted events not known ahead
+        self.bar = tqdm(total=self.target, unit="evt", desc=config.process, disable=None)
         self.last_line = time.monotonic()
         self.warned = False
 
@@ -300,7 +317,7 @@ class _Progress:
         self.bar.set_postfix(generated=self.generated, acceptance=f"{acceptance:.3f}")
         if self.bar.disable and time.monotonic() - self.last_line > self.LINE_SECONDS:
             self.last_line = time.monotonic()
-            print(f"{self.config.process}: {self.accepted}/{self.config.events or 'all'} accepted, {self.generated} generated "
+            print(f"{self.config.process}: {self.accepted}/{self.target or 'all'} accepted, {self.generated} generated "
                   f"(acceptance {acceptance:.3f})", file=sys.stderr, flush=True)
         if not self.warned and self.generated >= self.LOW_ACCEPTANCE_AFTER and acceptance < self.LOW_ACCEPTANCE:
             self.warned = True
@@ -318,20 +335,19 @@ def kept_chunks(config):
     return manifest.kept_chunks(config, lambda chunk: chunk_seeds(config.seed, chunk, config.events_per_file)[0])
 
 
-def generate(config, kept=None):
+def generate(config, kept=None, inputs=None):
     """Generate the chunks of ``config`` not on disk yet, then write the manifest (last); returns
     every chunk's summary in chunk order. A complete run is left as it is. ``kept``: what
-    ``kept_chunks(config)`` returned, if the caller has it already."""
+    ``kept_chunks(config)`` returned, ``inputs``: what ``prepare_inputs(config)`` did (with the
+    config it returned), if the caller has them already."""
     Path(config.outdir).mkdir(parents=True, exist_ok=True)
+    if config.inputs and inputs is None:
+        config, inputs = prepare_inputs(config)
     if kept is None:
         kept = kept_chunks(config)
     if manifest.is_complete(config, kept):
         return [kept[chunk] for chunk in range(config.n_chunks)]
     missing = [chunk for chunk in range(config.n_chunks) if chunk not in kept]
-    # input files are checked (readable, complete, same beams) before any event is made
-    inputs = None
-    if config.inputs:
-        inputs = inspect_inputs(config.input_format, config.inputs, not config.no_btag_labels, config.xsec_fb is not None)
     silence_banner()
     progress = _Progress(config)
     if kept:

@@ -29,14 +29,23 @@ vetoed QCD samples, enter the training in their physical proportions (each file 
 Each kept event becomes one copy, of a tag class drawn with its probability P(class) (weight
 unchanged): the training sample follows the physical tag distribution, as random tagging would.
 
+weaver cannot weight the loss per event, so a class drawn any other way changes what the
+network learns, not only the weights: drawn uniformly (this module's first version), 4-tag QCD
+copies were as common in training as untagged ones, and the network learnt that b-tags tell
+little, while at the physical rates they are the strongest handle (docs/results.md).
+
 ``min_tags`` restricts both modes to an analysis region of whole tag classes (e.g. 2: >= 2 tagged
 subjets): only its classes get copies, and in train mode an event stands for its cross section
 inside the region. Each copy also carries ``btag_weight_up``/``btag_weight_down``, the factor
 P'(class) / P(class) of its weight when the b efficiency moves by +-1 sigma
-(btagging.BTAG_EFF_RELATIVE_UNCERTAINTY): the b-tagging nuisance parameter of the limits. weaver cannot weight the loss per event, so a class drawn any other way changes what the
-network learns, not only the weights: drawn uniformly (this module's first version), 4-tag QCD
-copies were as common in training as untagged ones, and the network learnt that b-tags tell
-little, while at the physical rates they are the strongest handle (docs/results.md).
+(btagging.BTAG_EFF_RELATIVE_UNCERTAINTY): the b-tagging nuisance parameter of the limits.
+
+Signed weights (NLO samples) cannot be trained on either: weaver weighs no event, let alone
+negatively. The unweighting then uses |w|: an event is kept with probability min(|w| / w_ref, 1),
+w_ref the reference above taken on |w|, and carries sign(w) max(|w|, w_ref). The network trains on |w|
+(the density the generator sampled, not the physical one where positive and negative events
+cancel); the ``weight`` branch keeps the sign, so yields from the copies stay unbiased. Before this
+was said and done, negative-weight events were dropped without a word.
 
 The derived tags follow the generator (objects.py): a fat jet is tagged when both of its subjets
 are, the H candidate when both fat jets are; ``fj{1,2}_nbtag`` count tagged subjets.
@@ -110,11 +119,12 @@ UNWEIGHT_LOSS = 0.01
 
 
 def unweighting_reference(weight, loss=UNWEIGHT_LOSS):
-    """The smallest w_ref whose capping changes at most ``loss`` of the total: sum(max(w - w_ref, 0))
-    <= loss * sum(w). The events above w_ref are the only ones under-represented after unweighting."""
-    w = np.sort(np.asarray(weight, dtype=np.float64)[np.asarray(weight) > 0])[::-1]
+    """The smallest w_ref whose capping changes at most ``loss`` of the total: sum(max(|w| - w_ref, 0))
+    <= loss * sum(|w|). The events above w_ref are the only ones under-represented after unweighting."""
+    w = np.sort(np.abs(np.asarray(weight, dtype=np.float64)))[::-1]
+    w = w[w > 0]
     if len(w) == 0:
-        raise ValueError("no event with a positive weight to unweight")
+        raise ValueError("no event with a non-zero weight to unweight")
     allowed = loss * w.sum()
     above = np.r_[0.0, np.cumsum(w)[:-1]]  # sum of the k heavier events, k = 0..n-1
     excess = above - np.arange(len(w)) * w  # sum of max(w_i - w_k, 0): non-decreasing in k
@@ -125,10 +135,18 @@ def unweighting_reference(weight, loss=UNWEIGHT_LOSS):
 
 
 def unweight(weight, rng, reference):
-    """(kept event indices, their new weights): accept-reject against ``reference``."""
+    """(kept event indices, their new weights): accept-reject of |w| against ``reference``; a kept
+    event's weight keeps its sign (negative NLO weights: trained on as |w|, see above)."""
     weight = np.asarray(weight, dtype=np.float64)
-    kept = np.flatnonzero(rng.random(len(weight)) < np.minimum(weight / reference, 1.0))
-    return kept, np.maximum(weight[kept], reference)
+    magnitude = np.abs(weight)
+    kept = np.flatnonzero(rng.random(len(weight)) < np.minimum(magnitude / reference, 1.0))
+    return kept, np.sign(weight[kept]) * np.maximum(magnitude[kept], reference)
+
+
+def negative_weights(path):
+    """The number of events of a schema file whose ``weight`` is negative."""
+    with uproot.open(path) as handle:
+        return int((handle[TREE_NAME]["weight"].array(library="np") < 0).sum())
 
 
 def _regular(values):
