@@ -38,13 +38,13 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ..schema import OBJECT_SLOTS, TREE_NAME
+from ..schema import OBJECT_SLOTS, SUBJET_SLOTS as SUBJET_NAMES, TREE_NAME
 from .writer import JAGGED_GROUPS, write_root
 
-SUBJET_SLOTS = [OBJECT_SLOTS.index(name) for name in ("fj1_sj1", "fj1_sj2", "fj2_sj1", "fj2_sj2")]
+SUBJET_SLOTS = [OBJECT_SLOTS.index(name) for name in SUBJET_NAMES]
 FATJET_SLOTS = [OBJECT_SLOTS.index("fj1"), OBJECT_SLOTS.index("fj2")]
 HCAND_SLOT = OBJECT_SLOTS.index("H_cand")
-FLAVOUR_BRANCHES = ("fj1_sj1_flavour", "fj1_sj2_flavour", "fj2_sj1_flavour", "fj2_sj2_flavour")
+FLAVOUR_BRANCHES = tuple(f"{name}_flavour" for name in SUBJET_NAMES)
 TAG_CLASSES = ((0, 1), (2,), (3,), (4,))  # numbers of tagged subjets in each class
 MODES = ("test", "train")
 
