@@ -16,7 +16,7 @@ elif [ ! -f "$_MS_STAMP" ]; then
     # torch first: pinned, so pip takes the local CPU build instead of a multi-GB CUDA download
     "$_MS_VENV/bin/python" -m pip install -q --upgrade pip \
         && "$_MS_VENV/bin/python" -m pip install -q "torch==2.13.0" \
-        && "$_MS_VENV/bin/python" -m pip install -q -e "$_MS_ROOT[test]" \
+        && "$_MS_VENV/bin/python" -m pip install -q -e "$_MS_ROOT[test,cluster]" \
         || { echo "[env.sh] installation failed" >&2; return 1 2>/dev/null || exit 1; }
     rm -f "$_MS_VENV"/.installed-* && touch "$_MS_STAMP"
 fi

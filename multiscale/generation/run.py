@@ -3,10 +3,10 @@
 A run of N accepted events is cut into chunks of at most ``--events-per-file`` events; chunk c
 becomes one file and is generated with seeds derived from (--seed, --events-per-file, c) only.
 Chunks are therefore independent: ``--jobs`` runs them in parallel processes and the output does
-not depend on it; a rerun keeps the chunks already written and generates the others (manifest.py).
+not depend on it; a rerun keeps the chunks already written and generates the others (manifest.py);
+``--chunks`` makes some of them only (one workflow job per chunk: workflow/rules/events.smk).
 """
 
-import ctypes
 import importlib.metadata
 import math
 import multiprocessing
@@ -21,7 +21,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from ..schema import PROCESS_CODES, SIGNAL_PROCESSES
+from ..definitions import PRESELECTION
+from ..processes import die_with_parent
+from ..schema import PROCESS_CODES, SIGNAL_PROCESSES, file_stem
 from . import manifest
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
@@ -45,17 +47,18 @@ class RunConfig:
     mH: float = 1000.0
     pthat_min: float = 300.0
     pthat_bias: float = 0.0  # power of the pT-hat biasing (0: unweighted events)
-    max_constituents: int = 128
+    max_constituents: int = PRESELECTION.max_constituents
     xsec_fb: float | None = None
-    fj1_ptmin: float = 450.0
-    fj2_ptmin: float = 250.0
-    fj_etamax: float = 2.0
+    fj1_ptmin: float = PRESELECTION.fj1_ptmin
+    fj2_ptmin: float = PRESELECTION.fj2_ptmin
+    fj_etamax: float = PRESELECTION.fj_etamax
     btag_eff: float = TagEfficiencies.b
     ctag_mistag: float = TagEfficiencies.c
     light_mistag: float = TagEfficiencies.light
     input_format: str = "pythia"  # "pythia" (built-in process), "lhe" or "hepmc" (one chunk per input file)
     inputs: tuple = ()
     no_btag_labels: bool = False
+    chunks: tuple | None = None  # only these chunks (None: the whole run, then the manifest)
 
     @property
     def is_signal(self):
@@ -72,8 +75,7 @@ class RunConfig:
         return min(self.events_per_file, self.events - chunk * self.events_per_file)
 
     def file_stem(self, chunk):
-        mass = f"_mH{self.mH:g}" if self.process == "hh4b" else ""
-        return f"{self.process}{mass}_{self.seed}_{chunk}"
+        return file_stem(self.process, self.mH, self.seed, chunk)
 
     def selection(self):
         return Selection(self.fj1_ptmin, self.fj2_ptmin, self.fj_etamax, self.max_constituents)
@@ -233,7 +235,6 @@ def _versions():
 
 
 _progress_queue = None
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _init_worker(progress_queue, parent_pid):
@@ -245,20 +246,7 @@ def _init_worker(progress_queue, parent_pid):
     # the interpreter (a Pythia batch, or forever in a lock) and Pool.terminate() would hang
     # joining the worker; the parent removes the temporary files of the chunks it did not finish.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent(parent_pid)
-
-
-def _die_with_parent(parent_pid):
-    """Linux: the kernel sends SIGTERM to this worker when the parent dies, even by SIGKILL, so no
-    orphan writes files after the command ended. Elsewhere: nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent died before the prctl call
-        os.kill(os.getpid(), signal.SIGTERM)
+    die_with_parent(parent_pid)
 
 
 def _worker(config, chunk, inputs):
@@ -278,7 +266,8 @@ class _Progress:
 
         self.config = config
         self.generated = self.accepted = 0  # counted here: a disabled tqdm bar counts nothing
-        self.bar = tqdm(total=config.events or None, unit="evt", desc=config.process, disable=None)
+        self.total = config.events if config.chunks is None else sum(config.chunk_events(c) or 0 for c in config.chunks)
+        self.bar = tqdm(total=self.total or None, unit="evt", desc=config.process, disable=None)
         self.last_line = time.monotonic()
         self.warned = False
 
@@ -290,7 +279,7 @@ class _Progress:
         self.bar.set_postfix(generated=self.generated, acceptance=f"{acceptance:.3f}")
         if self.bar.disable and time.monotonic() - self.last_line > self.LINE_SECONDS:
             self.last_line = time.monotonic()
-            print(f"{self.config.process}: {self.accepted}/{self.config.events or 'all'} accepted, {self.generated} generated "
+            print(f"{self.config.process}: {self.accepted}/{self.total or 'all'} accepted, {self.generated} generated "
                   f"(acceptance {acceptance:.3f})", file=sys.stderr, flush=True)
         if not self.warned and self.generated >= self.LOW_ACCEPTANCE_AFTER and acceptance < self.LOW_ACCEPTANCE:
             self.warned = True
@@ -315,9 +304,10 @@ def generate(config, kept=None):
     Path(config.outdir).mkdir(parents=True, exist_ok=True)
     if kept is None:
         kept = kept_chunks(config)
-    if manifest.is_complete(config, kept):
-        return [kept[chunk] for chunk in range(config.n_chunks)]
-    missing = [chunk for chunk in range(config.n_chunks) if chunk not in kept]
+    wanted = range(config.n_chunks) if config.chunks is None else config.chunks
+    if manifest.is_complete(config, kept) or (config.chunks is not None and all(chunk in kept for chunk in wanted)):
+        return [kept[chunk] for chunk in wanted]
+    missing = [chunk for chunk in wanted if chunk not in kept]
     # input files are checked (readable, complete, same beams) before any event is made
     inputs = None
     if config.inputs:
@@ -338,6 +328,8 @@ def generate(config, kept=None):
     finally:
         progress.close()
     summaries = sorted([*kept.values(), *new], key=lambda summary: summary["chunk"])
+    if config.chunks is not None:  # a part of the run (e.g. one workflow job): no manifest
+        return [summary for summary in summaries if summary["chunk"] in wanted]
     manifest.write_manifest(config, summaries)
     return summaries
 
