@@ -2,7 +2,7 @@
 # Source me: `source env.sh`. Creates .venv on first use, installs the project with its pinned
 # dependencies, and exports where datasets and trainings live (override before sourcing).
 # MS_NO_VENV=1: use the Python on PATH as it is (e.g. a GPU machine's own CUDA torch, with the
-# project's other dependencies installed there by you; tools/study_mass_scan_gpu.sh does so).
+# project's other dependencies installed there by you; tools/gpu_env.sh does so).
 
 _MS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _MS_VENV="${MS_VENV:-$_MS_ROOT/.venv}"

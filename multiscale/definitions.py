@@ -13,6 +13,9 @@ here. The ntuple's branch names live beside it in ``schema.py``; the study's siz
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # where data/ lives (the data configs below are relative to it)
 
 # integrated luminosity of the expected yields and limits (HL-LHC), fb^-1
 LUMINOSITY_FB = 3000.0

@@ -64,7 +64,7 @@ def default_config(**overrides):
 
 
 def test_the_study_reproduces_the_old_scripts_samples_and_trainings():
-    """tools/study_mass_scan.sh's defaults: 4000 signal events per mass (seed 1000 + m_H), 27000 QCD (seed 11) and
+    """The defaults of the former tools/study_mass_scan.sh: 4000 signal events per mass (seed 1000 + m_H), 27000 QCD (seed 11) and
     3000 ttbar (seed 12) in 5 files each; 3 trainings per model and mass, 5 at 1 TeV, 3 of the parameterised model."""
     study = Study(default_config())
     assert study.masses == [float(m) for m in definitions.STUDY_MASSES]

@@ -74,6 +74,26 @@ def processes_running_in(path):
     return found
 
 
+def test_a_jobs_processes_end_with_the_process_that_started_it(tmp_path):
+    """Snakemake runs its jobs from threads through workflow/scripts/job_shell: SIGKILL to Snakemake ends them all."""
+    marker = tmp_path / "job_marker"
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, threading, time
+threading.Thread(target=subprocess.run, args=([{str(REPO / 'workflow/scripts/job_shell')!r}, "-c",
+    "sleep 60 {marker} & python3 -c 'import time; time.sleep(60)' {marker}; wait"],)).start()
+time.sleep(60)"""])
+    deadline = time.monotonic() + 20
+    while len(processes_running_in(marker)) < 4 and time.monotonic() < deadline:  # shell, bash, sleep, python
+        time.sleep(0.1)
+    assert len(processes_running_in(marker)) == 4
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while processes_running_in(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_running_in(marker) == []
+
+
 def mtimes(paths):
     return {path: path.stat().st_mtime_ns for path in paths}
 

@@ -13,13 +13,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..definitions import FEATURES, MODELS, STUDY_MASSES
+from ..definitions import FEATURES, MODELS, REPO_ROOT, STUDY_MASSES
 from ..schema import PROCESS_CODES, SIGNAL_PROCESSES, file_stem
 
 # the events of the background copies the networks train on (one per event, its b-tag class drawn with
 # its probability) and of those they are tested on (one per tag class): tools/truth_tag.py --mode
 TRUTH_DIRS = {"train": "truth_train_physical", "test": "truth_test"}
-PARAM_TEMPLATE = Path(__file__).resolve().parents[2] / "data" / "jets_kin_param.yaml"
+PARAM_TEMPLATE = REPO_ROOT / MODELS["cross_param"].data_config
 MASS_HYPOTHESIS_CALL = "mass_hypothesis(mH, event_id)"  # in PARAM_TEMPLATE: the hypotheses are added here
 
 

@@ -21,10 +21,28 @@ rule param_config:
         write_param_config(study.masses if wildcards.which == "train" else [float(wildcards.which[2:])], output[0])
 
 
+rule gpu_check:
+    output:
+        f"{OUT}/gpu_check.txt",
+    resources:
+        gpu=1,
+        request_gpus=1,
+    params:
+        models=" ".join(study.models_evaluated()),
+    priority: 1000  # before the generation: a broken GPU setup stops the study in seconds
+    message:
+        "check a training step of each model on the GPU"
+    shell:
+        f"{ON_GPU} python -m multiscale.study.gpu_check {{params.models}} > {{output}}"
+
+
 def training_data(wildcards):
+    inputs = {"split": f"{DATA}/splits/{wildcards.where}_fold{wildcards.fold}"}
     if wildcards.where == "param":  # every mass, the background's hypotheses drawn from them
-        return {"split": f"{DATA}/splits/all_fold{wildcards.fold}", "config": f"{OUT}/configs/jets_kin_param_train.yaml"}
-    return {"split": f"{DATA}/splits/{wildcards.where}_fold{wildcards.fold}"}
+        inputs = {"split": f"{DATA}/splits/all_fold{wildcards.fold}", "config": f"{OUT}/configs/jets_kin_param_train.yaml"}
+    if GPU:
+        inputs["gpu_check"] = rules.gpu_check.output[0]
+    return inputs
 
 
 rule train:
