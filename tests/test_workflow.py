@@ -48,6 +48,18 @@ def test_every_profile_builds_the_whole_dag(profile, tmp_path):
         "predict_param": int(study.config["repeats"]) * len(study.masses), "evaluate": 1, "report": 1, "all": 1}
 
 
+def test_the_gpu_settings_share_gpus_through_slots(tmp_path):
+    """config/mass_scan_gpu.yaml (dry run: no GPU here): a GPU check first, every training on a GPU slot."""
+    result = subprocess.run(snakemake_command(tmp_path, "-n", "-p", "--cores", "16", "--configfile",
+                                              str(REPO / "config" / "mass_scan_gpu.yaml")),
+                            cwd=REPO, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert job_stats(log)["gpu_check"] == 1 and job_stats(log)["train"] == 2 * 5 * 3
+    trainings = [line for line in log.splitlines() if "train_multiscale.sh" in line]
+    assert len(trainings) == 30 and all("gpu_slots --gpus 1 --per-gpu 10" in line for line in trainings)
+
+
 def start(workdir, log, *args):
     """Snakemake in the background, in a session of its own (as a batch job or a terminal would run it)."""
     return subprocess.Popen(snakemake_command(workdir, "--cores", "2", *TINY, *args), cwd=REPO, stdout=log,

@@ -84,7 +84,7 @@ class Study:
         processes = {sample.process for sample in self.samples()} - set(PROCESS_CODES)
         if processes:
             raise ValueError(f"unknown process(es) {sorted(processes)}; choose from {list(PROCESS_CODES)}")
-        for sample in [*self.signals.values(), *self.backgrounds]:
+        for sample in self.samples():
             if sample.events < self.chunks or math.ceil(sample.events / sample.events_per_file) != self.chunks:
                 raise ValueError(f"sample {sample.name}: {sample.events} events cannot be cut into {self.chunks} files "
                                  f"(folds x chunks_per_fold); raise its events or the scale")
@@ -103,13 +103,11 @@ class Study:
         """{file stem without the chunk: sample}, for the generate rule's wildcard."""
         return {sample.stem(0).rsplit("_", 1)[0]: sample for sample in self.samples()}
 
-    def generated(self, sample, folds=None):
-        return [self.data / "generated" / f"{sample.stem(c)}.root" for c in range(self.chunks)
-                if folds is None or c % self.folds in folds]
+    def generated(self, sample):
+        return [self.data / "generated" / f"{sample.stem(chunk)}.root" for chunk in range(self.chunks)]
 
-    def truth_tagged(self, mode, folds=None):
-        return [self.data / TRUTH_DIRS[mode] / path.name for sample in self.backgrounds
-                for path in self.generated(sample, folds)]
+    def truth_tagged(self, mode):
+        return [self.data / TRUTH_DIRS[mode] / path.name for sample in self.backgrounds for path in self.generated(sample)]
 
     def split_inputs(self, masses):
         """The files a (mass, fold) data directory links: the signal of ``masses`` and both background copies."""
