@@ -2,7 +2,7 @@
 # Source me: `source env.sh`. Creates .venv on first use, installs the project with its pinned
 # dependencies, and exports where datasets and trainings live (override before sourcing).
 # MS_NO_VENV=1: use the Python on PATH as it is (e.g. a GPU machine's own CUDA torch, with the
-# project's other dependencies installed there by you; tools/study_mass_scan_gpu.sh does so).
+# project's other dependencies installed there by you; tools/gpu_env.sh does so).
 
 _MS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _MS_VENV="${MS_VENV:-$_MS_ROOT/.venv}"
@@ -16,7 +16,7 @@ elif [ ! -f "$_MS_STAMP" ]; then
     # torch first: pinned, so pip takes the local CPU build instead of a multi-GB CUDA download
     "$_MS_VENV/bin/python" -m pip install -q --upgrade pip \
         && "$_MS_VENV/bin/python" -m pip install -q "torch==2.13.0" \
-        && "$_MS_VENV/bin/python" -m pip install -q -e "$_MS_ROOT[test]" \
+        && "$_MS_VENV/bin/python" -m pip install -q -e "$_MS_ROOT[test,cluster]" \
         || { echo "[env.sh] installation failed" >&2; return 1 2>/dev/null || exit 1; }
     rm -f "$_MS_VENV"/.installed-* && touch "$_MS_STAMP"
 fi

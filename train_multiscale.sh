@@ -11,6 +11,7 @@
 #           jets (constituents only)  kin (objects only)  cross3 (fj1, fj2, objects: cross-attention)
 #           cross_param (cross with the m_H hypothesis as an object feature: one model for all masses)
 # FEATURES: full (default preset) | paper (the talk's configuration) | paperb (paper + object b-tags)
+#           (the table of both: multiscale/definitions.py)
 # env:      DATADIR_hh4b (datasets; default ./datasets/hh4b), MS_OUTDIR (trainings; default ./training),
 #           DDP_NGPUS=n (torchrun with n processes: nccl on GPUs, gloo on CPUs), COMMENT (run-name suffix)
 
@@ -18,33 +19,17 @@ set -o pipefail
 cd "$(dirname "$0")" || exit 1
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 die() { echo "train_multiscale.sh: $*" >&2; exit 1; }
 
-model_config() {  # MODEL -> data config and network options
-    case "$1" in
-        cross)  datacfg=data/jets_kin.yaml;      netopts=(-o fusion "'cross'") ;;
-        concat) datacfg=data/jets_kin.yaml;      netopts=(-o fusion "'concat'") ;;
-        jets)   datacfg=data/jets.yaml;          netopts=() ;;
-        kin)    datacfg=data/kin.yaml;           netopts=() ;;
-        cross3) datacfg=data/jet1_jet2_kin.yaml; netopts=(-o fusion "'cross'") ;;
-        cross_param) datacfg=data/jets_kin_param.yaml; netopts=(-o fusion "'cross'") ;;
-        *) echo "unknown MODEL '$1'" >&2; usage ;;
-    esac
-}
-
-features_config() {  # FEATURES -> preset
-    case "$1" in
-        full)  netopts+=(-o preset "'default'") ;;
-        paper) netopts+=(-o preset "'paper'") ;;
-        paperb)  # the paper preset + the objects' b-tag (6th object feature; the mass hypothesis is the 7th)
-            local n_obj=6
-            [[ "$MODEL" == cross_param ]] && n_obj=7
-            netopts+=(-o preset "'paper'" -o obj_max_features "$n_obj") ;;
-        *) echo "unknown FEATURES '$1' (full | paper | paperb)" >&2; usage ;;
-    esac
+model_config() {  # MODEL FEATURES -> datacfg and netopts, from the model table in multiscale/definitions.py
+    local words
+    words=$(python3 -m multiscale.definitions weaver-options "$1" "$2") || usage
+    mapfile -t netopts <<< "$words"
+    datacfg=${netopts[0]}
+    netopts=("${netopts[@]:1}")
 }
 
 setup() {  # MODEL [FEATURES] ...: sets datacfg, netopts, run, rundir, and nargs (words consumed)
@@ -53,8 +38,7 @@ setup() {  # MODEL [FEATURES] ...: sets datacfg, netopts, run, rundir, and nargs
     FEATURES=full
     nargs=1
     if [[ -n "$2" && "$2" != -* ]]; then FEATURES=$2; nargs=2; fi
-    model_config "$MODEL"
-    features_config "$FEATURES"
+    model_config "$MODEL" "$FEATURES"
     run="${MODEL}_${FEATURES}${COMMENT:+_$COMMENT}"
     rundir="${MS_OUTDIR:-training}/$run"
 }

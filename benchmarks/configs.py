@@ -1,8 +1,12 @@
 """The benchmarked model configurations and their synthetic inputs."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+import yaml
+
+from multiscale.definitions import MODELS, network_options
 
 from multiscale.synthetic import synthetic_inputs
 from multiscale.weaver_io import build_model, load_data_config
@@ -18,14 +22,12 @@ MATCHED_OPTIONS = {"jet_dim": 40, "jet_heads": 5, "jet_layers": 3, "ffn_ratio": 
 MATCHED_SHAPES = {"pf_features": (-1, 7, 50), "pf_mask": (-1, 1, 50)}
 MATCHED_BATCH = 50
 
-# name -> (data config in data/, or None for the matched 50 x 7 stream; network options)
+# name -> (data config in data/, or None for the matched 50 x 7 stream; network options): the driver's
+# models with their default preset (multiscale/definitions.py), then the benchmark's own
 CONFIGS = {
-    "jets": ("jets.yaml", {}),
-    "kin": ("kin.yaml", {}),
-    "concat": ("jets_kin.yaml", {"fusion": "concat"}),
-    "cross": ("jets_kin.yaml", {"fusion": "cross"}),
-    "cross3": ("jet1_jet2_kin.yaml", {"fusion": "cross"}),
-    "cross_paper": ("jets_kin.yaml", {"fusion": "cross", "preset": "paper"}),
+    **{name: (Path(model.data_config).name, network_options(name, "full"))
+       for name, model in MODELS.items() if not model.mass_hypothesis},
+    "cross_paper": (Path(MODELS["cross"].data_config).name, network_options("cross", "paper")),
     "matched": (None, MATCHED_OPTIONS),
 }
 # measured on request only (not in the default list of python -m benchmarks): cross with the ParT pairwise
@@ -33,7 +35,7 @@ CONFIGS = {
 EXTRA_CONFIGS = {
     "cross_pair": ("jets_kin.yaml", {"fusion": "cross", "pair_bias": True}),
 }
-TRAIN_BATCH = 128  # the batch of the fusion study (tools/study_fusion.sh)
+TRAIN_BATCH = yaml.safe_load((REPO_ROOT / "config" / "mass_scan.yaml").read_text())["batch"]  # the study's batch
 INFER_BATCH = 256
 
 _DATA_CONFIGS = {}

@@ -13,6 +13,8 @@ Plain ``def`` functions on purpose: weaver registers only plain functions, not n
 import awkward as ak
 import numpy as np
 
+from .definitions import STUDY_MASSES
+
 
 def _align(deta, dphi, pt):
     """Aligned (eta', phi') of every constituent; inputs are jagged (jets x constituents)."""
@@ -87,12 +89,12 @@ def safe_log(x, floor=1e-3):
     return np.log(np.maximum(x, floor))
 
 
-def mass_hypothesis(mH, event_id, masses):
+def mass_hypothesis(mH, event_id, masses=STUDY_MASSES):
     """The mass input of a parameterised network (Baldi et al., arXiv:1601.07913).
 
-    Signal events (mH > 0) keep their true m_H; background events get one of ``masses``, fixed per
-    event (a hash of ``event_id``), so that every mass point sees the same background mixture and a
-    rerun gives the same inputs. Pass one mass to evaluate the network at that hypothesis.
+    Signal events (mH > 0) keep their true m_H; background events get one of ``masses`` (default: the
+    study's), fixed per event (a hash of ``event_id``), so that every mass point sees the same background
+    mixture and a rerun gives the same inputs. Pass one mass to evaluate the network at that hypothesis.
     """
     masses = np.asarray(masses, dtype=np.float64)
     mH = np.asarray(mH, dtype=np.float64)

@@ -15,9 +15,21 @@ SIGNAL_PROCESSES = ("hh4b",)
 # process, so a process is evaluated either from its inclusive sample or from both of them.
 PHASE_SPACES = {"inclusive": 0, "hf_filtered": 1, "hf_vetoed": 2}
 STITCHED_PHASE_SPACES = (PHASE_SPACES["hf_filtered"], PHASE_SPACES["hf_vetoed"])
+# the generator's --hf-filter modes and the file-name suffix of their samples (file_stem)
+HF_FILTER_SUFFIX = {"require": "_hf", "veto": "_nohf"}
 
-EVENT_BRANCHES = ("event_id", "gen_seed", "process", "phase_space", "label", "weight", "mH", "is_signal",
-                  "is_background", "met", "met_phi", "ht")
+
+def file_stem(process, mH, seed, chunk, sample=""):
+    """The generator's file name (without .root, .json) of chunk ``chunk`` of a run:
+    ``<process>[_mH<m>][<sample>]_<seed>_<chunk>`` (the mass for the signal only; ``sample``: "_hf" or
+    "_nohf" for the heavy-flavour filtered and vetoed samples); the studies read the chunk, hence the
+    fold, from it."""
+    mass = f"_mH{mH:g}" if process in SIGNAL_PROCESSES else ""
+    return f"{process}{mass}{sample}_{seed}_{chunk}"
+
+
+EVENT_BRANCHES = ("event_id", "gen_seed", "process", "phase_space", "label", "weight", "xsec_fb", "acceptance", "mH",
+                  "is_signal", "is_background", "met", "met_phi", "ht", "btag_weight_up", "btag_weight_down")
 
 FATJET_FIELDS = ("pt", "eta", "phi", "energy", "mass", "sdmass", "tau1", "tau2", "tau3", "nparticles", "nbtag")
 FATJET_PREFIXES = ("fj1", "fj2")
@@ -26,7 +38,8 @@ CONSTITUENT_FIELDS = ("px", "py", "pz", "energy", "deta", "dphi", "charge", "pid
 
 OBJECT_FIELDS = ("pt", "eta", "phi", "energy", "mass", "btag", "type", "mask")
 # fixed slots of the 9 event-object tokens (obj_* branches); ``obj_type`` holds the slot index + 1
-OBJECT_SLOTS = ("fj1", "fj2", "fj1_sj1", "fj1_sj2", "fj2_sj1", "fj2_sj2", "H_cand", "jet", "MET")
+SUBJET_SLOTS = ("fj1_sj1", "fj1_sj2", "fj2_sj1", "fj2_sj2")  # two exclusive-kT subjets per fat jet
+OBJECT_SLOTS = ("fj1", "fj2", *SUBJET_SLOTS, "H_cand", "jet", "MET")
 N_OBJECTS = len(OBJECT_SLOTS)
 
 
@@ -42,6 +55,15 @@ def object_branches():
     return [f"obj_{f}" for f in OBJECT_FIELDS]
 
 
+# jets whose truth flavour is written (``<jet>_flavour``): the four subjets and the extra small-R jet
+FLAVOUR_JETS = (*SUBJET_SLOTS, "jet")
+
+
+def flavour_branches():
+    return [f"{jet}_flavour" for jet in FLAVOUR_JETS]
+
+
 def all_branches():
-    """Every branch a schema-conforming file must hold."""
-    return list(EVENT_BRANCHES) + fatjet_branches() + constituent_branches() + object_branches()
+    """Every branch the generator writes (a schema-conforming file must hold them)."""
+    return (list(EVENT_BRANCHES) + fatjet_branches() + constituent_branches() + object_branches()
+            + flavour_branches())

@@ -21,12 +21,12 @@ import vector
 from multiscale import schema
 from multiscale.generation import btagging, cli, run
 from multiscale.generation.clustering import KtReclustering, _to_awkward, nsubjettiness
+from multiscale.generation.writer import JAGGED_GROUPS
 from multiscale.kinematics import rapidity, wrap_phi
 
 REPO = Path(__file__).resolve().parents[1]
 M_H = 1000.0
 M_HIGGS = 125.0
-EXTRA_BRANCHES = ("xsec_fb", "acceptance")
 SLOT = {name: i for i, name in enumerate(schema.OBJECT_SLOTS)}
 
 
@@ -75,8 +75,8 @@ def test_files_are_ttrees_with_every_schema_branch(generated_dir, generated_samp
             assert [key.split(";")[0] for key in f.keys()] == [schema.TREE_NAME]
             tree = f[schema.TREE_NAME]
             assert tree.classname == "TTree"
-            missing = set(schema.all_branches()) | set(EXTRA_BRANCHES)
-            assert missing - set(tree.keys()) == set()
+            counters = {f"n{group}" for group in JAGGED_GROUPS}  # uproot's, shared by each jagged group
+            assert set(tree.keys()) - counters == set(schema.all_branches())  # the schema names every branch written
             assert f.file.fCompress == uproot.LZ4(4).code
 
 
@@ -274,17 +274,20 @@ def test_object_tokens(samples):
 
 
 def test_same_seed_gives_identical_branches_whatever_jobs(tmp_path):
+    """--jobs does not change the events, and a chunk made alone (--chunks, one workflow job) is the whole run's."""
     common = ("--process", "hh4b", "--events", 40, "--events-per-file", 20, "--seed", 7)
     run_generator(*common, "--jobs", 1, "--outdir", tmp_path / "serial")
     run_generator(*common, "--jobs", 2, "--outdir", tmp_path / "parallel")
+    run_generator(*common, "--chunks", 1, "--outdir", tmp_path / "one_chunk")
     run_generator(*common[:-1], 8, "--jobs", 2, "--outdir", tmp_path / "other_seed")
     names = [f"hh4b_mH1000_7_{chunk}.root" for chunk in (0, 1)]
-    for name in names:
+    assert sorted(p.name for p in (tmp_path / "one_chunk").iterdir()) == ["hh4b_mH1000_7_1.json", names[1]]  # no manifest
+    for name, other_run in [(names[0], "parallel"), (names[1], "parallel"), (names[1], "one_chunk")]:
         serial = uproot.open(tmp_path / "serial" / name)[schema.TREE_NAME].arrays()
-        parallel = uproot.open(tmp_path / "parallel" / name)[schema.TREE_NAME].arrays()
-        assert serial.fields == parallel.fields
+        other = uproot.open(tmp_path / other_run / name)[schema.TREE_NAME].arrays()
+        assert serial.fields == other.fields
         for field in serial.fields:
-            assert ak.array_equal(serial[field], parallel[field]), field
+            assert ak.array_equal(serial[field], other[field]), (other_run, field)
     chunk0 = uproot.open(tmp_path / "serial" / names[0])[schema.TREE_NAME].arrays()
     chunk1 = uproot.open(tmp_path / "serial" / names[1])[schema.TREE_NAME].arrays()
     other = uproot.open(tmp_path / "other_seed" / "hh4b_mH1000_8_0.root")[schema.TREE_NAME].arrays()
@@ -309,6 +312,7 @@ def test_same_seed_gives_identical_branches_whatever_jobs(tmp_path):
         (["--process", "hh4b", "--events", "10", "--pthat-bias", "4"], "applies to qcd and ttbar"),
         (["--process", "qcd", "--events", "10", "--btag-eff", "1.5"], "--btag-eff: must lie in [0, 1], got 1.5"),
         (["--process", "qcd", "--events", "10", "--light-mistag", "nan"], "--light-mistag: must lie in [0, 1]"),
+        (["--process", "qcd", "--events", "10", "--events-per-file", "5", "--chunks", "2"], "the run has chunks 0 to 1"),
     ],
 )
 def test_bad_input_gives_one_line_error(args, message, tmp_path, capsys):

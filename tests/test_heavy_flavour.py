@@ -197,3 +197,26 @@ def test_copies_of_one_event_count_as_one_mc_event():
     for k, min_tags in enumerate(OptimisationGrid().min_btags):
         assert sums["B_sumw2"][0, -1, k, 0, -1] == pytest.approx(probability[nbtag >= min_tags].sum() ** 2)
         assert sums["B"][0, -1, k, 0, -1] == pytest.approx(probability[nbtag >= min_tags].sum())
+
+
+def test_stitching_bins_are_merged_until_both_samples_hold_enough_events():
+    from multiscale.evaluation.stitching import merged_bins
+
+    # 3 pT bins x 4 tag classes, flat index pT * 4 + class; N_eff of a bin = y^2 / var, here = its count
+    counts = np.array([[500, 40, 12, 3],    # pT bin 0 (lowest)
+                       [300, 20, 4, 2],     # pT bin 1
+                       [100, 9, 3, 1]])     # pT bin 2 (highest)
+    y = counts.ravel().astype(float)
+    v = np.diag(y)  # unit weights: variance = count
+    groups = merged_bins([(y, v), (y, v)], min_events=10)
+    grouped = {}
+    for flat, g in enumerate(groups):
+        grouped.setdefault(g, []).append((flat // 4, flat % 4))
+    for members in grouped.values():
+        assert sum(counts[p, c] for p, c in members) >= 10
+        # merged bins stay within one class, except a class short altogether (class 3: 6 events) joining its neighbour
+        assert len({c for _, c in members} - {2, 3}) <= 1
+    # class 0 keeps its three pT bins; class 1 merges its top two (9 + 20); class 3 is merged into class 2's lowest group
+    assert len({groups[p * 4] for p in range(3)}) == 3
+    assert groups[2 * 4 + 1] == groups[1 * 4 + 1] != groups[0 * 4 + 1]
+    assert {groups[p * 4 + 3] for p in range(3)} <= {groups[p * 4 + 2] for p in range(3)}

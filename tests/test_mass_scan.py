@@ -65,7 +65,7 @@ def test_paired_difference_and_log_ratio():
 
 
 def test_chunks_are_dealt_to_folds_round_robin(tmp_path):
-    """tools/study_mass_scan.sh writes STUDY_CHUNKS_PER_FOLD files per fold: chunk c is in fold c % folds,
+    """The workflow writes chunks_per_fold files per fold: chunk c is in fold c % folds,
     and the evaluation must read the same files as the trainings did."""
     from multiscale.study.mass_scan import event_files, fold_of
 

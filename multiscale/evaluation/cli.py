@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cli_common import OneLineParser, fail
+from ..definitions import LUMINOSITY_FB
 from .compare import compare_files
 from .cutbased import CutBasedSelection
 from .io import EVERYTHING_ELSE, SCORE_ONLY, PredictionError, read_predictions
@@ -44,7 +45,7 @@ def evaluate_parser():
         help="model name of each file, in order; repeated names = repeated trainings (default: file stem)")
     add("--signal", default="is_signal", metavar="LABEL",
         help="label of the signal class: the truth branch LABEL and the score score_LABEL (default is_signal)")
-    add("--lumi", type=float, default=3000.0, help="integrated luminosity in fb^-1 (default 3000)")
+    add("--lumi", type=float, default=LUMINOSITY_FB, help=f"integrated luminosity in fb^-1 (default {LUMINOSITY_FB:g})")
     add("--mH", type=float, default=1000.0,
         help="heavy-scalar mass in GeV, centre of the cut-based m_jj window (default 1000)")
     add("--min-bkg-events", type=int, default=MIN_BACKGROUND_EVENTS,

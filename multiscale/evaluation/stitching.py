@@ -7,8 +7,12 @@ class: <= 1, 2, 3, 4 b-tagged subjets), with the test statistic
 
 V the covariance of a sample's bin yields from its MC statistics: sum over generated events of
 v_e v_e^T, v_e the event's yields in the bins (the truth-tag copies of one event fall into several
-classes, so the bins are correlated, and each event is one MC event). Under correct stitching chi2
-follows a chi2 distribution with as many degrees of freedom as bins with yield; a wrong filter
+classes, so the bins are correlated, and each event is one MC event). A bin resting on a few
+weighted events has a skewed yield and an unreliable variance (two halves of one inclusive sample
+gave chi2 = 21 for 12 bins), so within each tag class the pT bins are merged from the top until
+both samples hold at least ``MIN_EFFECTIVE_EVENTS`` effective MC events (a class short of them
+joins a neighbouring class). Under correct stitching chi2 then follows a chi2 distribution with as many
+degrees of freedom as merged bins; a wrong filter
 efficiency (the filtered sample's cross section) or a missing veto (the inclusive sample in place
 of the vetoed one: the heavy-flavour events counted twice) give a small p-value.
 """
@@ -20,6 +24,7 @@ from .yields import event_index, yield_weights
 
 PT_EDGES = (250.0, 400.0, 600.0, np.inf)  # GeV, leading fat jet
 TAG_CLASS_EDGES = (0, 2, 3, 4, 5)  # b-tagged subjets: <= 1, 2, 3, 4
+MIN_EFFECTIVE_EVENTS = 10
 
 
 def bin_of(events, pt_edges=PT_EDGES):
@@ -44,21 +49,65 @@ def binned(events, luminosity_fb, pt_edges=PT_EDGES):
     return per_event.sum(axis=0), per_event.T @ per_event
 
 
-def compare(inclusive, stitched, luminosity_fb, pt_edges=PT_EDGES):
-    """{chi2, ndf, p_value, inclusive, stitched (yields per bin), pulls (per bin), total (both totals
-    and the pull of their difference), per_tag_class (the same summed over pT)}."""
+def merged_bins(samples, min_events=MIN_EFFECTIVE_EVENTS):
+    """Group index of every (pT, class) bin: within each class the pT bins merged from the top until every
+    sample of ``samples`` ((yields, covariance) pairs) holds min_events effective MC events; a class
+    short of them altogether joins the next class's lowest group (the last class: the previous one's)."""
+    n_classes = len(TAG_CLASS_EDGES) - 1
+    n_pt = len(samples[0][0]) // n_classes
+
+    def enough(bins):
+        return all(y[bins].sum() > 0 and y[bins].sum() ** 2 / v[np.ix_(bins, bins)].sum() >= min_events
+                   for y, v in samples)
+
+    groups, group = [], []  # lists of flat bin indices
+    for c in range(n_classes):
+        current, class_groups = [], []
+        for p in reversed(range(n_pt)):
+            current.append(p * n_classes + c)
+            if enough(current):
+                class_groups.append(current)
+                current = []
+        if current:  # the low-pT remainder joins the class's lowest group, or the class is short altogether
+            if class_groups:
+                class_groups[-1] += current
+            else:
+                group += current
+                continue
+        if group:  # a short class below joins this class's lowest group
+            class_groups[-1] += group
+            group = []
+        groups += class_groups
+    if group:
+        if groups:
+            groups[-1] += group
+        else:
+            groups.append(group)
+    index = np.empty(n_pt * n_classes, dtype=np.int64)
+    for g, bins in enumerate(groups):
+        index[bins] = g
+    return index
+
+
+def compare(inclusive, stitched, luminosity_fb, pt_edges=PT_EDGES, min_events=MIN_EFFECTIVE_EVENTS):
+    """{chi2, ndf, p_value, inclusive, stitched (yields per bin), pulls (per merged bin), groups (the
+    merged bin of every bin), total (both totals and the pull of their difference), per_tag_class
+    (the same summed over pT)}."""
     y_inc, v_inc = binned(inclusive, luminosity_fb, pt_edges)
     y_sti, v_sti = binned(stitched, luminosity_fb, pt_edges)
-    d, v = y_inc - y_sti, v_inc + v_sti
-    used = np.diag(v) > 0
-    chi2 = float(d[used] @ np.linalg.solve(v[np.ix_(used, used)], d[used]))
-    ndf = int(used.sum())
-    pulls = np.where(used, d / np.sqrt(np.where(used, np.diag(v), 1.0)), 0.0)
+    groups = merged_bins([(y_inc, v_inc), (y_sti, v_sti)], min_events)
+    merge = np.zeros((groups.max() + 1, len(groups)))
+    merge[groups, np.arange(len(groups))] = 1.0
+    v_both = v_inc + v_sti
+    d, v = merge @ (y_inc - y_sti), merge @ v_both @ merge.T
+    chi2 = float(d @ np.linalg.solve(v, d))
+    ndf = len(d)
+    pulls = d / np.sqrt(np.diag(v))
 
     def summed(weights):
         """(yield of both, pull) of the bins combined with ``weights``."""
         a, b = weights @ y_inc, weights @ y_sti
-        sigma = np.sqrt(weights @ v @ weights)
+        sigma = np.sqrt(weights @ v_both @ weights)
         return {"inclusive": float(a), "stitched": float(b), "pull": float((a - b) / sigma) if sigma > 0 else 0.0}
 
     n_classes = len(TAG_CLASS_EDGES) - 1
@@ -70,6 +119,7 @@ def compare(inclusive, stitched, luminosity_fb, pt_edges=PT_EDGES):
         "inclusive": y_inc.tolist(),
         "stitched": y_sti.tolist(),
         "pulls": pulls.tolist(),
+        "groups": groups.tolist(),
         "total": summed(np.ones(len(y_inc))),
         "per_tag_class": [summed((classes == c).astype(float)) for c in range(n_classes)],
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..definitions import LUMINOSITY_FB
 from . import cutbased
 from .io import CUTBASED_BRANCHES, NORMALISATION_BRANCHES
 from .metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, best_significance, roc, working_point
@@ -104,7 +105,7 @@ def _same_or_list(values):
 def evaluate_models(
     models,
     selection,
-    luminosity_fb=3000.0,
+    luminosity_fb=LUMINOSITY_FB,
     signal_efficiencies=SIGNAL_EFFICIENCIES,
     min_background_events=MIN_BACKGROUND_EVENTS,
 ):

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ..cli_common import OneLineParser, fail
+from ..definitions import PRESELECTION
 from ..schema import PROCESS_CODES
 from . import hf_filter, manifest, merging, truth_tagging
 from .btagging import TagEfficiencies
@@ -75,6 +76,9 @@ def generate_parser():
     add("--jobs", type=int, default=1, help="parallel processes, one chunk each (default: 1)")
     add("--events-per-file", type=int, default=10000, metavar="K", help="accepted events per file; with "
         "--lhe/--hepmc: input events per output file, each file cut into ranges of K (default: 10000)")
+    add("--chunks", type=int, nargs="+", metavar="C", help="generate only these files of the run (0-based chunk "
+        "indices; a chunk's events depend only on --seed, --events-per-file and its index, so the file is the one a "
+        "whole run writes); no manifest is written")
     add("--mH", type=float, default=1000.0, help="heavy scalar mass in GeV, hh4b only (default: 1000)")
     add("--pthat-min", type=float, default=300.0, help="PhaseSpace:pTHatMin for qcd/ttbar in GeV (default: 300)")
     add("--pthat-bias", type=float, default=0.0, metavar="POW",
@@ -83,11 +87,14 @@ def generate_parser():
     add("--hf-filter", choices=sorted(hf_filter.MODES), default=None,
         help="qcd/ttbar: keep only the events with a b quark in each of the two leading parton-level jets "
         "(require) or only the others (veto); the two samples add up to the inclusive one (docs/generation.md)")
-    add("--max-constituents", type=int, default=128, help="constituents kept per fat jet (default: 128)")
+    add("--max-constituents", type=int, default=PRESELECTION.max_constituents,
+        help=f"constituents kept per fat jet (default: {PRESELECTION.max_constituents})")
     add("--xsec-fb", type=float, default=None, help="cross section in fb for the weights (default: Pythia's sigmaGen)")
-    add("--fj1-ptmin", type=float, default=450.0, help="leading fat-jet pT cut in GeV (default: 450)")
-    add("--fj2-ptmin", type=float, default=250.0, help="subleading fat-jet pT cut in GeV (default: 250)")
-    add("--fj-etamax", type=float, default=2.0, help="fat-jet |eta| cut (default: 2.0)")
+    add("--fj1-ptmin", type=float, default=PRESELECTION.fj1_ptmin,
+        help=f"leading fat-jet pT cut in GeV (default: {PRESELECTION.fj1_ptmin:g})")
+    add("--fj2-ptmin", type=float, default=PRESELECTION.fj2_ptmin,
+        help=f"subleading fat-jet pT cut in GeV (default: {PRESELECTION.fj2_ptmin:g})")
+    add("--fj-etamax", type=float, default=PRESELECTION.fj_etamax, help=f"fat-jet |eta| cut (default: {PRESELECTION.fj_etamax})")
     add_tag_efficiency_options(add)
     return parser
 
@@ -116,6 +123,12 @@ def parse_config(argv=None):
         parser.error(f"--events-per-file must be positive, got {args.events_per_file}")
     if args.jobs <= 0:
         parser.error(f"--jobs must be positive, got {args.jobs}")
+    if args.chunks is not None:
+        n_chunks = RunConfig(**{**vars(args), "chunks": None}).n_chunks
+        outside = [c for c in args.chunks if not 0 <= c < n_chunks]
+        if outside:
+            parser.error(f"--chunks {' '.join(map(str, outside))}: the run has chunks 0 to {n_chunks - 1}")
+        args.chunks = tuple(sorted(set(args.chunks)))
     if args.seed < 0:
         parser.error(f"--seed must be non-negative, got {args.seed}")
     if args.max_constituents <= 0:
@@ -221,7 +234,9 @@ def generate_main(argv=None):
     accepted = sum(s["n_accepted"] for s in new)
     print(
         f"wrote {accepted} {config.process} events ({generated} generated, acceptance {accepted / max(generated, 1):.3f}) "
-        f"in {len(new)} file(s) to {os.path.abspath(config.outdir)}; run complete: {manifest.manifest_path(config).name}"
+        f"in {len(new)} file(s) to {os.path.abspath(config.outdir)}; "
+        + (f"chunk(s) {' '.join(map(str, config.chunks))} done" if config.chunks is not None
+           else f"run complete: {manifest.manifest_path(config).name}")
     )
     _say_negative_weights(new)
     return 0

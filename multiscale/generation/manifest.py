@@ -21,7 +21,7 @@ from .pythia_setup import GenerationError
 from .writer import write_json
 
 # settings that do not change the events: the same run may be resumed with others
-NEUTRAL_SETTINGS = ("jobs", "outdir")
+NEUTRAL_SETTINGS = ("jobs", "outdir", "chunks")
 
 
 class ManifestError(GenerationError):

@@ -9,7 +9,7 @@ import numpy as np
 
 from multiscale.kinematics import momenta
 
-from ..schema import OBJECT_FIELDS, OBJECT_SLOTS
+from ..schema import OBJECT_FIELDS, OBJECT_SLOTS, SUBJET_SLOTS
 
 SLOT = {name: i for i, name in enumerate(OBJECT_SLOTS)}
 
@@ -21,8 +21,8 @@ def _kinematics(vectors):
 def build_objects(fatjets, subjets, subjet_exists, jet, jet_exists, met, met_phi, subjet_tags, jet_tag):
     """Token fields as (n_events, 9) float32 arrays, keyed by ``schema.OBJECT_FIELDS``.
 
-    ``fatjets``: (n, 2) Lorentz vectors; ``subjets``: (n, 4) in the order fj1_sj1, fj1_sj2,
-    fj2_sj1, fj2_sj2, with existence mask ``subjet_exists`` and b-tag decisions ``subjet_tags``;
+    ``fatjets``: (n, 2) Lorentz vectors; ``subjets``: (n, 4) in the order of ``schema.SUBJET_SLOTS``,
+    with existence mask ``subjet_exists`` and b-tag decisions ``subjet_tags``;
     ``jet``: (n,) leading small-R jet outside the fat jets, ``jet_exists``, ``jet_tag``.
     """
     n = len(met)
@@ -41,7 +41,7 @@ def build_objects(fatjets, subjets, subjet_exists, jet, jet_exists, met, met_phi
         mask[:, slots] = exists
 
     fill([SLOT["fj1"], SLOT["fj2"]], fatjets, True, fatjet_tags)
-    fill([SLOT["fj1_sj1"], SLOT["fj1_sj2"], SLOT["fj2_sj1"], SLOT["fj2_sj2"]], subjets, subjet_exists, subjet_tags)
+    fill([SLOT[name] for name in SUBJET_SLOTS], subjets, subjet_exists, subjet_tags)
     fill(SLOT["H_cand"], h_candidate, True, fatjet_tags.all(axis=1))
     fill(SLOT["jet"], jet, jet_exists, jet_tag)
     met_vector = momenta(met * np.cos(met_phi), met * np.sin(met_phi), np.zeros(n), met)

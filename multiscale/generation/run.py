@@ -3,10 +3,10 @@
 A run of N accepted events is cut into chunks of at most ``--events-per-file`` events; chunk c
 becomes one file and is generated with seeds derived from (--seed, --events-per-file, c) only.
 Chunks are therefore independent: ``--jobs`` runs them in parallel processes and the output does
-not depend on it; a rerun keeps the chunks already written and generates the others (manifest.py).
+not depend on it; a rerun keeps the chunks already written and generates the others (manifest.py);
+``--chunks`` makes some of them only (one workflow job per chunk: workflow/rules/events.smk).
 """
 
-import ctypes
 import importlib.metadata
 import math
 import multiprocessing
@@ -21,7 +21,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from ..schema import PHASE_SPACES, PROCESS_CODES, SIGNAL_PROCESSES
+from ..definitions import PRESELECTION
+from ..processes import die_with_parent
+from ..schema import HF_FILTER_SUFFIX, PHASE_SPACES, PROCESS_CODES, SIGNAL_PROCESSES, file_stem
 from . import hf_filter, manifest, slices
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
@@ -45,11 +47,11 @@ class RunConfig:
     mH: float = 1000.0
     pthat_min: float = 300.0
     pthat_bias: float = 0.0  # power of the pT-hat biasing (0: unweighted events)
-    max_constituents: int = 128
+    max_constituents: int = PRESELECTION.max_constituents
     xsec_fb: float | None = None
-    fj1_ptmin: float = 450.0
-    fj2_ptmin: float = 250.0
-    fj_etamax: float = 2.0
+    fj1_ptmin: float = PRESELECTION.fj1_ptmin
+    fj2_ptmin: float = PRESELECTION.fj2_ptmin
+    fj_etamax: float = PRESELECTION.fj_etamax
     btag_eff: float = TagEfficiencies.b
     ctag_mistag: float = TagEfficiencies.c
     light_mistag: float = TagEfficiencies.light
@@ -60,6 +62,7 @@ class RunConfig:
     merging_scale: float | None = None  # GeV, LHE merging scale when the header has none or to override it
     merging_process: str | None = None  # CKKW-L Merging:Process when the header's cannot be translated
     input_events: tuple = ()  # events of each input file (prepare_inputs): the chunks are ranges of them
+    chunks: tuple | None = None  # only these chunks (None: the whole run, then the manifest)
     hf_filter: str | None = None  # "require" or "veto": the heavy-flavour filter (hf_filter.py), built-in processes
 
     @property
@@ -86,9 +89,7 @@ class RunConfig:
         return min(self.events_per_file, self.events - chunk * self.events_per_file)
 
     def file_stem(self, chunk):
-        mass = f"_mH{self.mH:g}" if self.process == "hh4b" else ""
-        sample = {"require": "_hf", "veto": "_nohf"}.get(self.hf_filter, "")
-        return f"{self.process}{mass}{sample}_{self.seed}_{chunk}"
+        return file_stem(self.process, self.mH, self.seed, chunk, HF_FILTER_SUFFIX.get(self.hf_filter, ""))
 
     def selection(self):
         return Selection(self.fj1_ptmin, self.fj2_ptmin, self.fj_etamax, self.max_constituents)
@@ -259,7 +260,6 @@ def _versions():
 
 
 _progress_queue = None
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _init_worker(progress_queue, parent_pid):
@@ -271,20 +271,7 @@ def _init_worker(progress_queue, parent_pid):
     # the interpreter (a Pythia batch, or forever in a lock) and Pool.terminate() would hang
     # joining the worker; the parent removes the temporary files of the chunks it did not finish.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent(parent_pid)
-
-
-def _die_with_parent(parent_pid):
-    """Linux: the kernel sends SIGTERM to this worker when the parent dies, even by SIGKILL, so no
-    orphan writes files after the command ended. Elsewhere: nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent died before the prctl call
-        os.kill(os.getpid(), signal.SIGTERM)
+    die_with_parent(parent_pid)
 
 
 def _worker(config, chunk, inputs):
@@ -304,7 +291,10 @@ class _Progress:
 
         self.config = config
         self.generated = self.accepted = 0  # counted here: a disabled tqdm bar counts nothing
-        self.target = None if config.inputs else config.events  # input files: accepted events not known ahead
+        if config.inputs:  # input files: accepted events not known ahead
+            self.target = None
+        else:
+            self.target = config.events if config.chunks is None else sum(config.chunk_events(c) for c in config.chunks)
         self.bar = tqdm(total=self.target, unit="evt", desc=config.process, disable=None)
         self.last_line = time.monotonic()
         self.warned = False
@@ -345,9 +335,10 @@ def generate(config, kept=None, inputs=None):
         config, inputs = prepare_inputs(config)
     if kept is None:
         kept = kept_chunks(config)
-    if manifest.is_complete(config, kept):
-        return [kept[chunk] for chunk in range(config.n_chunks)]
-    missing = [chunk for chunk in range(config.n_chunks) if chunk not in kept]
+    wanted = range(config.n_chunks) if config.chunks is None else config.chunks
+    if manifest.is_complete(config, kept) or (config.chunks is not None and all(chunk in kept for chunk in wanted)):
+        return [kept[chunk] for chunk in wanted]
+    missing = [chunk for chunk in wanted if chunk not in kept]
     silence_banner()
     progress = _Progress(config)
     if kept:
@@ -364,6 +355,8 @@ def generate(config, kept=None, inputs=None):
     finally:
         progress.close()
     summaries = sorted([*kept.values(), *new], key=lambda summary: summary["chunk"])
+    if config.chunks is not None:  # a part of the run (e.g. one workflow job): no manifest
+        return [summary for summary in summaries if summary["chunk"] in wanted]
     manifest.write_manifest(config, summaries)
     return summaries
 

@@ -58,13 +58,13 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ..schema import OBJECT_SLOTS, TREE_NAME
+from ..schema import N_OBJECTS, OBJECT_SLOTS, SUBJET_SLOTS as SUBJET_NAMES, TREE_NAME
 from .writer import JAGGED_GROUPS, write_root
 
-SUBJET_SLOTS = [OBJECT_SLOTS.index(name) for name in ("fj1_sj1", "fj1_sj2", "fj2_sj1", "fj2_sj2")]
+SUBJET_SLOTS = [OBJECT_SLOTS.index(name) for name in SUBJET_NAMES]
 FATJET_SLOTS = [OBJECT_SLOTS.index("fj1"), OBJECT_SLOTS.index("fj2")]
 HCAND_SLOT = OBJECT_SLOTS.index("H_cand")
-FLAVOUR_BRANCHES = ("fj1_sj1_flavour", "fj1_sj2_flavour", "fj2_sj1_flavour", "fj2_sj2_flavour")
+FLAVOUR_BRANCHES = tuple(f"{name}_flavour" for name in SUBJET_NAMES)
 TAG_CLASSES = ((0, 1), (2,), (3,), (4,))  # numbers of tagged subjets in each class
 MODES = ("test", "train")
 
@@ -150,7 +150,8 @@ def negative_weights(path):
 
 
 def _regular(values):
-    return ak.to_numpy(ak.to_regular(values, axis=1))
+    """(events, N_OBJECTS) numpy array of a 9-per-event jagged branch (also for no event at all)."""
+    return ak.to_numpy(ak.to_regular(values, axis=1)).reshape(len(values), N_OBJECTS)
 
 
 def _flavour_and_exists(columns):

@@ -1,1 +1,1 @@
-"""Studies built on the evaluation package: the mass scan of tools/study_mass_scan.sh."""
+"""Studies built on the evaluation package: the mass scan (its workflow: workflow/Snakefile)."""

@@ -1,4 +1,4 @@
-"""Evaluate the mass scan of ``tools/study_mass_scan.sh``: per model, mass point and fold the
+"""Evaluate the mass scan (the workflow's evaluate rule, ``workflow/Snakefile``): per model, mass point and fold the
 weighted ROC figures, the best S/sqrt(B) and the expected 95% CL limit (asymptotic CLs, binned score); per
 mass point and fold the cut-based selection, optimised on the other folds and evaluated on this
 one; paired comparisons (cross vs concat, parameterised vs per-mass cross, ML vs cuts); plots.
@@ -6,7 +6,7 @@ one; paired comparisons (cross vs concat, parameterised vs per-mass cross, ML vs
     python -m multiscale.study.mass_scan --out training/mass_scan --data datasets/mass_scan \\
         --masses 600 800 1000 1500 2000 --models kin jets concat cross cross_param
 
-Layout read (written by the study script): ``OUT/mH<m>/<model>_<features>_fold<f>/pred.root``,
+Layout read (written by the workflow): ``OUT/mH<m>/<model>_<features>_fold<f>/pred.root``,
 ``OUT/param/cross_param_<features>_fold<f>/pred_mH<m>.root``, and the events under ``DATA``:
 ``generated/hh4b_mH<m>_*_<f>.root`` (signal), ``truth_test/{qcd,ttbar}_*_<f>.root`` (background,
 one copy per b-tag class). Writes ``OUT/results.json``, ``OUT/results.md`` and ``OUT/img/*.png``.
@@ -16,7 +16,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -31,11 +30,12 @@ from ..evaluation.metrics import (
     working_point,
 )
 from ..evaluation.report import jsonable
+from ..definitions import LUMINOSITY_FB
 from ..evaluation.yields import event_index, yield_weights
 from . import plots, report
 from .compare import ALPHA, detectable_difference, holm, log_ratio, paired_difference, pairs_needed
+from .workflow import fold_of
 
-LUMINOSITY_FB = 3000.0
 PARAMETERISED = "cross_param"
 CUT_BASED = "cut-based"
 CUT_BASED_POOLED = "cut-based pooled"  # the test folds' yields averaged over the folds: one value per mass
@@ -114,11 +114,6 @@ def _limit_summary(limit):
 
 
 # --- the cut-based reference ---------------------------------------------------------------------------------
-
-
-def fold_of(path, n_folds):
-    """Files are named <stem>_<chunk>.root; chunk c belongs to fold c % n_folds (tools/study_mass_scan.sh)."""
-    return int(re.search(r"_(\d+)\.root$", str(path)).group(1)) % n_folds
 
 
 def read_events(files):
@@ -290,7 +285,7 @@ def parse_args(argv=None):
     parser.add_argument("--features", default="paperb")
     parser.add_argument("--folds", type=int, default=5, help="folds the events were cut into")
     parser.add_argument("--ref-mass", type=float, default=1000.0, help="mass point of the ROC plot")
-    parser.add_argument("--luminosity", type=float, default=LUMINOSITY_FB, help="fb^-1 (default: 3000)")
+    parser.add_argument("--luminosity", type=float, default=LUMINOSITY_FB, help=f"fb^-1 (default: {LUMINOSITY_FB:g})")
     parser.add_argument("--bins", type=int, default=10, help="score bins before merging, for the limits")
     parser.add_argument("--min-events", type=float, default=MIN_BACKGROUND_EVENTS,
                         help="N_eff floor of the background on the test fold, for the networks' score bins and "

@@ -1,0 +1,104 @@
+# Trainings: every model at every mass and fold, the parameterised model once per fold on every mass, and its
+# predictions at each mass. Each runs ./train_multiscale.sh with the study's recipe.
+
+from multiscale.definitions import MODELS
+from multiscale.study.workflow import write_param_config
+
+# on a GPU slot of this machine (multiscale/study/gpu_slots.py), or as it is without GPUs
+ON_GPU = (f"python -m multiscale.study.gpu_slots --gpus {config['gpus']} --per-gpu {config['trainings_per_gpu']} "
+          f"--lock-dir {OUT}/.gpu_slots --" if GPU else "")
+RUN = f"{{model}}_{FEATURES}_fold{{fold}}"  # the driver's run name (MODEL_FEATURES_COMMENT)
+
+
+rule param_config:
+    output:
+        f"{OUT}/configs/jets_kin_param_{{which}}.yaml",
+    wildcard_constraints:
+        which=r"train|mH[0-9.]+",
+    message:
+        "write the parameterised model's data config ({wildcards.which})"
+    run:
+        write_param_config(study.masses if wildcards.which == "train" else [float(wildcards.which[2:])], output[0])
+
+
+rule gpu_check:
+    output:
+        f"{OUT}/gpu_check.txt",
+    resources:
+        gpu=1,
+        request_gpus=1,
+    params:
+        models=" ".join(study.models_evaluated()),
+    priority: 1000  # before the generation: a broken GPU setup stops the study in seconds
+    message:
+        "check a training step of each model on the GPU"
+    shell:
+        f"{ON_GPU} python -m multiscale.study.gpu_check {{params.models}} > {{output}}"
+
+
+def training_data(wildcards):
+    inputs = {"split": f"{DATA}/splits/{wildcards.where}_fold{wildcards.fold}"}
+    if wildcards.where == "param":  # every mass, the background's hypotheses drawn from them
+        inputs = {"split": f"{DATA}/splits/all_fold{wildcards.fold}", "config": f"{OUT}/configs/jets_kin_param_train.yaml"}
+    if GPU:
+        inputs["gpu_check"] = rules.gpu_check.output[0]
+    return inputs
+
+
+rule train:
+    input:
+        unpack(training_data),
+    output:
+        prediction=f"{OUT}/{{where}}/{RUN}/pred.root",
+        model=f"{OUT}/{{where}}/{RUN}/net_best_epoch_state.pt",
+    wildcard_constraints:
+        where=r"mH[0-9.]+|param",
+        model=alternatives(MODELS),
+        fold=r"\d+",
+    params:
+        data_config=lambda wc, input: f"--data-config {input.config}" if wc.where == "param" else "",
+    log:
+        f"{OUT}/{{where}}/{RUN}.stdout",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{where}}_{RUN}.tsv"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=GPU,
+        request_gpus=GPU,  # HTCondor's name
+    # the lower folds first: an interrupted study has as many trainings at every mass
+    priority: lambda wc: 100 - int(wc.fold)
+    message:
+        "train {wildcards.model} at {wildcards.where}, fold {wildcards.fold}"
+    shell:
+        "steps=$(python -m multiscale.study.workflow steps-per-epoch --batch {config[batch]} {input.split}/train/*.root) "
+        "&& OMP_NUM_THREADS={threads} DATADIR_hh4b={input.split} MS_OUTDIR={OUT}/{wildcards.where} COMMENT=fold{wildcards.fold} "
+        f"{ON_GPU} {REPO}/train_multiscale.sh {{wildcards.model}} {FEATURES} -o seed $(({{wildcards.fold}} + 1)) "
+        "--num-epochs {config[epochs]} --batch-size {config[batch]} --in-memory --steps-per-epoch $steps "
+        "--num-workers {config[workers]} --optimizer adamw --start-lr 2e-3 {params.data_config} > {log} 2>&1"
+
+
+rule predict_param:
+    input:
+        model=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/net_best_epoch_state.pt",
+        split=f"{DATA}/splits/mH{{mass}}_fold{{fold}}",
+        config=f"{OUT}/configs/jets_kin_param_mH{{mass}}.yaml",
+    output:
+        f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/pred_mH{{mass}}.root",
+    wildcard_constraints:
+        mass=r"[0-9.]+",
+        fold=r"\d+",
+    log:
+        weaver=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/predict_mH{{mass}}.log",
+        stdout=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/predict_mH{{mass}}.stdout",
+    benchmark:
+        f"{OUT}/benchmarks/predict/cross_param_fold{{fold}}_mH{{mass}}.tsv"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=GPU,
+        request_gpus=GPU,
+    message:
+        "predict with cross_param at m_H = {wildcards.mass}, fold {wildcards.fold}"
+    shell:
+        "OMP_NUM_THREADS={threads} DATADIR_hh4b={input.split} MS_OUTDIR={OUT}/param COMMENT=fold{wildcards.fold} "
+        f"{ON_GPU} {REPO}/train_multiscale.sh predict cross_param {FEATURES} --data-config {{input.config}} "
+        "--predict-output {output} --log {log.weaver} > {log.stdout} 2>&1"
