@@ -164,7 +164,10 @@ def test_a_tiny_study_killed_and_resumed_redoes_only_the_unfinished_jobs(tmp_pat
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
     results = json.loads((out / "results.json").read_text())
-    assert set(results["summary"]) == {"kin", "cross_param", "cut-based", "cut-based pooled"}
+    assert {"kin", "cross_param", "cut-based"} <= set(results["summary"])
+    # the cuts pooled over the folds where a selection was found (the tiny background may leave none)
+    found = [fold for fold, entry in results["per_training"]["cut-based"]["1000"].items() if entry.get("selection")]
+    assert ("cut-based pooled" in results["summary"]) == bool(found)
     report = (out / "report.html").read_text()
     assert report.count('src="data:image/png;base64,') == 5  # the limit (3), significance and ROC plots, in the file
     assert "m_H = 1000 GeV" in report and "<table>" in report and "generate" in report  # tables, wall times

@@ -271,6 +271,10 @@ def truth_tag_parser():
         "background each against one reference), one copy each")
     add("--min-tags", type=int, default=0, choices=(0, 2, 3, 4),
         help="analysis region: only the tag classes with at least this many b-tagged subjets (default: 0, all)")
+    add("--mixture", choices=truth_tagging.MIXTURES, default="physical",
+        help="train mode: 'physical': every file of a label against one reference of the region cross section; "
+        "'samples': each sample against its own reference of its generator weights, every kept event in the region "
+        "(an enriched mixture: docs/generation.md) (default: physical)")
     add("--seed", type=int, default=1, help="seed of the tag draws, combined with each file name (default: 1)")
     add_tag_efficiency_options(add)
     return parser
@@ -287,12 +291,12 @@ def truth_tag_main(argv=None):
     try:
         unweighting = {}  # train mode: path -> (weight scale, reference), all files together
         if args.mode == "train":
-            unweighting = truth_tagging.unweighting_references(args.files, efficiencies, args.min_tags)
+            unweighting = truth_tagging.unweighting_references(args.files, efficiencies, args.min_tags, args.mixture)
         for path in args.files:
             target = outdir / Path(path).name
             scale, reference = unweighting.get(path, (1.0, None))
             n_in, n_out = truth_tagging.truth_tag_file(path, target, args.mode, efficiencies, args.seed, args.min_tags,
-                                                       reference, scale)
+                                                       reference, scale, args.mixture)
             print(f"{path}: {n_in} events -> {n_out} truth-tagged ({args.mode}) in {target}"
                   + (f" (unweighted against {reference:.4g} fb per event)" if reference else ""))
             _say_negative_training_weights(path, n_in, args.mode)

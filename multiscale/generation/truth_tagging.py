@@ -36,7 +36,13 @@ little, while at the physical rates they are the strongest handle (docs/results.
 
 ``min_tags`` restricts both modes to an analysis region of whole tag classes (e.g. 2: >= 2 tagged
 subjets): only its classes get copies, and in train mode an event stands for its cross section
-inside the region. Each copy also carries ``btag_weight_up``/``btag_weight_down``, the factor
+inside the region. That physical mixture keeps few events, though: in the >= 2-tag region the
+probability of the region spans 1e-4 (light subjets) to ~1 (four b subjets) on top of the pT-hat
+weights, and 27000 QCD events unweighted together kept ~150 (measured). ``mixture="samples"``
+trains on an enriched mixture instead: each sample (generator run: the heavy-flavour filtered and
+vetoed QCD, ttbar) unweighted by its generator weight against its own reference, and every kept
+event shown once in the region, its class drawn with its conditional probability there. The
+evaluation is unchanged (physical weights, test copies); only what the networks learn from differs. Each copy also carries ``btag_weight_up``/``btag_weight_down``, the factor
 P'(class) / P(class) of its weight when the b efficiency moves by +-1 sigma
 (btagging.BTAG_EFF_RELATIVE_UNCERTAINTY): the b-tagging nuisance parameter of the limits.
 
@@ -116,6 +122,8 @@ def copies(class_prob, mode, rng):
 
 
 UNWEIGHT_LOSS = 0.01
+# train mode: what the events of one call are unweighted by and against (region_weights, unweighting_references)
+MIXTURES = ("physical", "samples")
 
 
 def unweighting_reference(weight, loss=UNWEIGHT_LOSS):
@@ -159,25 +167,31 @@ def _flavour_and_exists(columns):
     return flavour, _regular(columns["obj_mask"])[:, SUBJET_SLOTS] > 0
 
 
-def region_weights(columns, efficiencies, min_tags=0, weight_scale=1.0):
-    """The cross section each event stands for in the analysis region: weight x weight_scale x P(region)."""
+def region_weights(columns, efficiencies, min_tags=0, weight_scale=1.0, mixture="physical"):
+    """What each event is unweighted by in train mode. ``physical``: the cross section it stands for in
+    the analysis region, weight x weight_scale x P(region); ``samples``: its generator weight x
+    weight_scale, 0 when it can never enter the region (each sample as generated, shown in the region)."""
+    if mixture not in MIXTURES:
+        raise ValueError(f"mixture must be one of {MIXTURES}, got {mixture!r}")
     flavour, exists = _flavour_and_exists(columns)
     in_region = class_probabilities(configuration_probabilities(flavour, exists, efficiencies))[:, region_classes(min_tags)]
-    return np.asarray(columns["weight"], dtype=np.float64) * weight_scale * in_region.sum(axis=1)
+    probability = in_region.sum(axis=1)
+    factor = probability if mixture == "physical" else (probability > 0).astype(np.float64)
+    return np.asarray(columns["weight"], dtype=np.float64) * weight_scale * factor
 
 
-def expand(columns, mode, efficiencies, rng, min_tags=0, reference=None, weight_scale=1.0):
+def expand(columns, mode, efficiencies, rng, min_tags=0, reference=None, weight_scale=1.0, mixture="physical"):
     """Truth-tagged copies of the events in ``columns`` (branch name -> array, one entry per event).
 
     ``min_tags``: only the tag classes of the region >= min_tags tagged subjets. Train mode:
-    ``reference`` the unweighting reference of the region weights (:func:`region_weights` with
-    ``weight_scale``, 1 / the files of the sample; None: this sample's own, :func:`unweighting_reference`).
+    ``reference`` the unweighting reference of :func:`region_weights` (with ``weight_scale``, 1 / the
+    files of the sample, and ``mixture``; None: this file's own, :func:`unweighting_reference`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     region = region_classes(min_tags)
     if mode == "train":
-        weight = region_weights(columns, efficiencies, min_tags, weight_scale)
+        weight = region_weights(columns, efficiencies, min_tags, weight_scale, mixture)
         kept, weight = unweight(weight, rng, unweighting_reference(weight) if reference is None else reference)
         columns = {**{name: values[kept] for name, values in columns.items()}, "weight": weight}
     flavour, exists = _flavour_and_exists(columns)
@@ -232,25 +246,32 @@ def sample_of(columns):
     return tuple(first.values())
 
 
-def unweighting_references(paths, efficiencies, min_tags=0):
+def unweighting_references(paths, efficiencies, min_tags=0, mixture="physical"):
     """For the train mode of several files unweighted together: {path: (weight_scale, reference)}.
-    A sample's files share its cross section, so each event stands for weight / (its sample's files);
-    signal and background files each get the reference of all the files of their label."""
+    A sample's files share its cross section, so each event stands for weight / (its sample's files).
+    ``physical``: signal and background files each get the reference of all the files of their label;
+    ``samples``: each sample its own (MIXTURES)."""
     columns = {path: _checked_columns(path) for path in paths}
     samples = {path: sample_of(c) for path, c in columns.items()}
     files_of = {sample: list(samples.values()).count(sample) for sample in set(samples.values())}
     scale = {path: 1.0 / files_of[sample] for path, sample in samples.items()}
+
+    def group(sample):
+        return sample[-1] if mixture == "physical" else sample
+
     weights = {}
     for path, sample in samples.items():
-        weights.setdefault(sample[-1], []).append(region_weights(columns[path], efficiencies, min_tags, scale[path]))
-    reference = {label: unweighting_reference(np.concatenate(parts)) for label, parts in weights.items()}
-    return {path: (scale[path], reference[sample[-1]]) for path, sample in samples.items()}
+        weights.setdefault(group(sample), []).append(
+            region_weights(columns[path], efficiencies, min_tags, scale[path], mixture))
+    reference = {key: unweighting_reference(np.concatenate(parts)) for key, parts in weights.items()}
+    return {path: (scale[path], reference[group(sample)]) for path, sample in samples.items()}
 
 
-def truth_tag_file(in_path, out_path, mode, efficiencies, seed, min_tags=0, reference=None, weight_scale=1.0):
+def truth_tag_file(in_path, out_path, mode, efficiencies, seed, min_tags=0, reference=None, weight_scale=1.0,
+                   mixture="physical"):
     columns = _checked_columns(in_path)
     rng = np.random.default_rng([seed, *map(ord, Path(in_path).name)])  # per file, reproducible
-    expanded = expand(columns, mode, efficiencies, rng, min_tags, reference, weight_scale)
+    expanded = expand(columns, mode, efficiencies, rng, min_tags, reference, weight_scale, mixture)
     write_root(out_path, expanded)
     return len(columns["weight"]), len(expanded["weight"])
 

@@ -69,7 +69,8 @@ rule truth_tag_train_signal:
     message:
         "truth-tag the training copies of {wildcards.stem} (unweighted together)"
     shell:
-        "python {REPO}/tools/truth_tag.py --mode train --min-tags {study.min_tags} --outdir {DATA}/{TRAIN} {input} > {log} 2>&1"
+        "python {REPO}/tools/truth_tag.py --mode train --min-tags {study.min_tags} --mixture {config[training_mixture]} "
+        "--outdir {DATA}/{TRAIN} {input} > {log} 2>&1"
 
 
 rule truth_tag_train_backgrounds:
@@ -82,7 +83,8 @@ rule truth_tag_train_backgrounds:
     message:
         "truth-tag the training copies of the backgrounds (unweighted together: their physical proportions)"
     shell:
-        "python {REPO}/tools/truth_tag.py --mode train --min-tags {study.min_tags} --outdir {DATA}/{TRAIN} {input} > {log} 2>&1"
+        "python {REPO}/tools/truth_tag.py --mode train --min-tags {study.min_tags} --mixture {config[training_mixture]} "
+        "--outdir {DATA}/{TRAIN} {input} > {log} 2>&1"
 
 
 def split_masses(name):
