@@ -31,7 +31,7 @@ from ..evaluation.metrics import (
 )
 from ..evaluation.report import jsonable
 from ..definitions import LUMINOSITY_FB
-from ..evaluation.yields import event_index, yield_weights
+from ..evaluation.yields import event_index, phase_space_of, sample_name, yield_weights
 from . import plots, report
 from .compare import ALPHA, detectable_difference, holm, log_ratio, paired_difference, pairs_needed
 from .workflow import fold_of
@@ -176,6 +176,30 @@ def pooled_cut_based(histograms, signal_xsec_fb, min_events):
     return {"folds_pooled": n, "S": s, "B": b, "significance": s / np.sqrt(b) if b > 0 else None,
             "background_effective_events": float(pooled["background_effective_events"][0]),
             **limits(pooled, signal_xsec_fb)}
+
+
+def training_composition(data, luminosity_fb):
+    """What the networks saw against what the analysis region holds: per background sample, its training copies
+    (count and share) and its share of the test copies' expected yield (the physical region), over every fold."""
+    data = Path(data)
+
+    def per_sample(directory):
+        files = [f for f in sorted((data / directory).glob("*.root")) if not f.name.startswith("hh4b")]
+        if not files:
+            return None
+        events = read_events(files)
+        names = [str(sample_name(p, s)) for p, s in zip(events.arrays["process"], phase_space_of(events))]
+        return events, np.array(names)
+
+    train, test = per_sample("truth_train_physical"), per_sample("truth_test")
+    if train is None or test is None:
+        return {}
+    yields = yield_weights(test[0], luminosity_fb)
+    total = yields.sum()
+    return {name: {"training_copies": int((train[1] == name).sum()),
+                   "training_share": float((train[1] == name).mean()),
+                   "region_yield_share": float(yields[test[1] == name].sum() / total)}
+            for name in sorted(set(test[1]))}
 
 
 # --- summaries and comparisons ---------------------------------------------------------------------------------
@@ -335,6 +359,7 @@ def main(argv=None):
         "summary": {model: {f"{mass:g}": summarise(by_mass[mass]) for mass in args.masses if mass in by_mass}
                     for model, by_mass in results.items()},
         "comparisons": comparisons(results, args.masses, args.folds),
+        "training_background": training_composition(args.data, args.luminosity),
         "per_training": {model: {f"{mass:g}": {str(f): e for f, e in by_fold.items()} for mass, by_fold in by_mass.items()}
                          for model, by_mass in results.items()},
     }

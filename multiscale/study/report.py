@@ -110,6 +110,16 @@ def markdown(summary):
     ]
     for mass in masses:
         parts += [mass_table(summary, mass), ""]
+    composition = summary.get("training_background") or {}
+    if composition:
+        parts += ["## What the networks saw", "",
+                  "The background training copies (all folds) by sample, against each sample's share of the "
+                  "expected background yield in the analysis region (the test copies).", "",
+                  "| sample | training copies | share of the training background | share of the region's yield |",
+                  "|---|---|---|---|"]
+        parts += [f"| {name} | {c['training_copies']} | {c['training_share']:.3f} | {c['region_yield_share']:.3g} |"
+                  for name, c in composition.items()]
+        parts += [""]
     parts += [
         "## Paired comparisons (same test folds)",
         "",
