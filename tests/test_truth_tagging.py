@@ -181,3 +181,17 @@ def test_truth_tag_refuses_a_tagging_efficiency_outside_0_1(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--btag-eff: must lie in [0, 1], got 7" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_enriched_mixture_shows_every_kept_event_in_the_region():
+    """--mixture samples: unweighted on the generator weights alone, so many more events reach the region's
+    training copies than with the physical mixture (whose region probabilities span orders of magnitude)."""
+    columns, flavour, exists = toy_columns(20_000, seed=21)
+    physical = expand(columns, "train", EFF, np.random.default_rng(2), min_tags=2)
+    enriched = expand(columns, "train", EFF, np.random.default_rng(2), min_tags=2, mixture="samples")
+    assert len(enriched["weight"]) > 5 * len(physical["weight"])
+    assert np.all(enriched["fj1_nbtag"] + enriched["fj2_nbtag"] >= 2)
+    # one copy per kept event, every event that can enter the region kept in proportion to its weight
+    assert len(np.unique(enriched["event_id"])) == len(enriched["event_id"])
+    with pytest.raises(ValueError, match="mixture"):
+        expand(columns, "train", EFF, np.random.default_rng(2), mixture="flat")
