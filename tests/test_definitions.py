@@ -63,21 +63,26 @@ def default_config(**overrides):
     return {**yaml.safe_load((REPO / "config" / "mass_scan.yaml").read_text()), **overrides}
 
 
-def test_the_study_reproduces_the_old_scripts_samples_and_trainings():
-    """The defaults of the former tools/study_mass_scan.sh: 4000 signal events per mass (seed 1000 + m_H), 27000 QCD (seed 11) and
-    3000 ttbar (seed 12) in 5 files each; 3 trainings per model and mass, 5 at 1 TeV, 3 of the parameterised model."""
+def test_the_default_study_samples_and_trainings():
+    """config/mass_scan.yaml: 4000 signal events per mass (seed 1000 + m_H), 27000 heavy-flavour-vetoed QCD (seed 11),
+    2500 heavy-flavour-filtered QCD (seed 13) and 3000 ttbar (seed 12) in 5 files each; 3 trainings per model at
+    600, 1000 and 2000 GeV; the parameterised model only when asked for."""
     study = Study(default_config())
-    assert study.masses == [float(m) for m in definitions.STUDY_MASSES]
+    assert study.masses == [600.0, 1000.0, 2000.0]
     signal = study.signals[600.0]
     assert (signal.events, signal.seed, signal.events_per_file, signal.stem(4)) == (4000, 1600, 800, "hh4b_mH600_1600_4")
     assert [(s.name, s.events, s.seed, s.events_per_file) for s in study.backgrounds] == [
-        ("qcd", 27000, 11, 5400), ("ttbar", 3000, 12, 600)]
+        ("qcd", 27000, 11, 5400), ("qcd_hf", 2500, 13, 500), ("ttbar", 3000, 12, 600)]
+    assert [s.stem(0) for s in study.backgrounds] == ["qcd_nohf_11_0", "qcd_hf_13_0", "ttbar_12_0"]
     assert signal.generator_arguments(study.config["preselection"]) == [
         "--process", "hh4b", "--events", "4000", "--events-per-file", "800", "--seed", "1600", "--mH", "600",
         "--fj1-ptmin", "250", "--fj2-ptmin", "250", "--fj-etamax", "2.0", "--xsec-fb", "10"]
-    trainings = study.trainings()
+    assert len(study.trainings()) == len(study.predictions()) == 3 * 4 * 3
+    everything = Study(default_config(masses=None, repeats_ref=5, param=True))
+    trainings = everything.trainings()
+    assert everything.masses == [float(m) for m in definitions.STUDY_MASSES]
     assert len(trainings) == 4 * (4 * 3 + 5) + 3 and ("param", "cross_param", 2) in trainings
-    assert len(study.predictions()) == 4 * (4 * 3 + 5) + 3 * 5
+    assert len(everything.predictions()) == 4 * (4 * 3 + 5) + 3 * 5
     scaled = Study(default_config(scale=2, chunks_per_fold=4))
     assert scaled.backgrounds[0].events == 54000 and scaled.chunks == 20
 
