@@ -115,6 +115,21 @@ def _gather(parts, column):
     return ak.concatenate(values)
 
 
+_told = set()  # the loaders whose path was logged (weaver's loops ask once per epoch)
+
+
 def batched(loader):
     """``BatchedLoader(loader)`` where it reproduces the loader, else the loader itself."""
-    return BatchedLoader(loader) if can_batch(loader) else loader
+    use = can_batch(loader)
+    if id(loader) not in _told:
+        _told.add(id(loader))
+        from weaver.utils.logger import _logger
+
+        name = getattr(getattr(loader, "dataset", None), "_name", "?")
+        if use:
+            _logger.info(f"data loader '{name}': batches gathered whole in this process (multiscale.weaver_batches)")
+        elif getattr(loader, "num_workers", 0) > 0 and getattr(loader.dataset, "_in_memory", False):
+            _logger.info(f"data loader '{name}': --in-memory with {loader.num_workers} worker(s): weaver builds the "
+                         f"batches event by event in them; --num-workers 0 gathers them whole in this process, "
+                         f"faster on a CPU with few cores (docs/performance.md)")
+    return BatchedLoader(loader) if use else loader

@@ -83,6 +83,25 @@ def test_streamed_batches_are_weavers_to_the_end_of_the_data(files, drop_last):
     assert (len(expected[0][-1][1]["_label_"]) == 50) == drop_last  # 480 events: 9 x 50 + 30
 
 
+def test_prediction_batches_with_observers_are_weavers(files):
+    """weaver's --predict loader (not for training: observers in Z, whole files per fetch, no
+    shuffling, a last short batch)."""
+    from weaver.utils.dataset import SimpleIterDataset
+
+    register_custom_functions()
+
+    def make():
+        dataset = SimpleIterDataset({"": files["sig"] + files["bkg"]}, str(REPO_ROOT / "data" / "jets_kin.yaml"),
+                                    for_training=False, load_range_and_fraction=((0, 1), 1, 1), fetch_by_files=True,
+                                    fetch_step=1, name="test_")
+        return DataLoader(dataset, batch_size=64, drop_last=False, pin_memory=True, num_workers=0)
+
+    expected = batches(make())
+    assert {"event_id", "weight", "fj1_sdmass"} <= set(expected[0][0][2])
+    assert_same_batches(expected, batches(BatchedLoader(make())))
+    assert sum(len(batch[1]["_label_"]) for batch in expected[0]) == 600
+
+
 def test_loaders_it_cannot_reproduce_are_left_alone(files):
     loader = weaver_loader(files, "kin.yaml", 50, in_memory=True, num_workers=1)
     assert not can_batch(loader) and batched(loader) is loader  # the events are in the worker processes

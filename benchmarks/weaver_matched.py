@@ -1,0 +1,121 @@
+"""The matched configuration trained through weaver, set beside the same network alone, interleaved.
+
+    python -m benchmarks.weaver_matched --data 'sig:DIR/hh4b_*.root' 'bkg:DIR/qcd_*.root' \\
+        --rounds 3 --out docs/benchmark_weaver_matched.json
+
+Each round runs, each in a fresh process, in an order that rotates from round to round:
+- ``model``: the network alone (``benchmarks.configs`` 'matched': 50 x 7 synthetic inputs, batch 50,
+  fused AdamW), 7 x 30 steps after 15 warm-up steps (``benchmarks.reference.ab_matched``);
+- one weaver training per variant: ``weaver --in-memory --fetch-step 1`` on benchmarks/matched.yaml
+  (the same network fed the same shapes from ROOT files), batch 50, fused AdamW, ``--steps-per-epoch
+  STEPS --num-epochs 2``: epoch 2's speed from weaver's own log (epoch 1 also reads the files).
+The machine's speed drifts (docs/performance.md), so each weaver figure is also divided by the
+model figure of its own round; the report gives medians and ranges of both, and the load averages.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+from . import REPO_ROOT
+from .configs import MATCHED_BATCH, MATCHED_OPTIONS
+from .reference.ab_matched import run_variant
+from .weaver_loop import generate_sample, weaver_throughput
+
+DATA_CONFIG = "benchmarks/matched.yaml"
+# name -> (network options on top of the matched ones, --num-workers, more weaver arguments, what it is)
+VARIANTS = {
+    "batched": ({}, 0, (), "this project's default: batches gathered whole (multiscale.weaver_batches)"),
+    "per-event": ({"batched_loader": False}, 0, (), "weaver's own per-event batches (-o batched_loader False)"),
+    "per-event-1-worker": ({"batched_loader": False}, 1, (),
+                           "weaver's defaults: per-event batches built in one worker process (--num-workers 1)"),
+    "batched-compile": ({}, 0, ("--compile",), "batched, with weaver's --compile (torch.compile, inductor)"),
+}
+
+
+def model_alone():
+    """Training events/s of the network alone: the mean step of ab_matched's 7 x 30 timed steps."""
+    times = run_variant(str(REPO_ROOT), "matched")
+    return MATCHED_BATCH / statistics.mean(times)
+
+
+def through_weaver(data, variant, steps):
+    options, workers, extra, _ = VARIANTS[variant]
+    result = weaver_throughput(data, data_config=DATA_CONFIG, batch=MATCHED_BATCH, steps=steps, epochs=2,
+                               options={**MATCHED_OPTIONS, **options}, num_workers=workers, extra_args=extra)
+    return result
+
+
+def summary(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+
+
+def run(data, variants, rounds, steps, log=print):
+    order = ["model", *variants]
+    runs = []
+    for r in range(rounds):
+        shift = r % len(order)
+        for name in order[shift:] + order[:shift]:
+            load = os.getloadavg()
+            if name == "model":
+                row = {"events_per_s": model_alone()}
+            else:
+                w = through_weaver(data, name, steps)
+                row = {"events_per_s": w["steady_events_per_s"], "first_epoch_events_per_s": w["first_epoch_events_per_s"],
+                       "wall_s": w["wall_s"], "command": w["command"]}
+            runs.append({"round": r, "variant": name, "loadavg_before": load, "loadavg_after": os.getloadavg(), **row})
+            log(f"round {r}: {name:20s} {row['events_per_s']:7.0f} events/s   load {load[0]:.2f}")
+    result = {"steps_per_epoch": steps, "batch": MATCHED_BATCH, "data": data, "data_config": DATA_CONFIG,
+              "network_options": MATCHED_OPTIONS, "runs": runs,
+              "variants": {name: VARIANTS[name][3] for name in variants}, "summary": {}}
+    model_by_round = {row["round"]: row["events_per_s"] for row in runs if row["variant"] == "model"}
+    for name in order:
+        rows = [row for row in runs if row["variant"] == name]
+        result["summary"][name] = {"events_per_s": summary([row["events_per_s"] for row in rows])}
+        if name != "model":
+            ratios = [row["events_per_s"] / model_by_round[row["round"]] for row in rows]
+            result["summary"][name]["fraction_of_model"] = summary(ratios)
+    return result
+
+
+def print_summary(result, out=sys.stdout):
+    print(f"{'':22s} {'events/s median (range)':>26s} {'of the model, same round: median (range)':>44s}", file=out)
+    for name, s in result["summary"].items():
+        e = s["events_per_s"]
+        line = f"{name:22s} {e['median']:8.0f} ({e['min']:.0f}-{e['max']:.0f})".ljust(50)
+        if "fraction_of_model" in s:
+            f = s["fraction_of_model"]
+            line += f"{f['median']:6.0%} ({f['min']:.0%}-{f['max']:.0%})"
+        print(line, file=out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.weaver_matched", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", nargs="+", metavar="NAME:GLOB",
+                        help="ROOT files, weaver's --data-train syntax (default: a 300 + 300 event sample generated here)")
+    parser.add_argument("--variants", nargs="+", default=["batched", "per-event", "per-event-1-worker"],
+                        choices=sorted(VARIANTS), help="weaver variants (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=210, help="weaver steps per epoch (default %(default)s)")
+    parser.add_argument("--out", help="JSON file to write")
+    args = parser.parse_args(argv)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or generate_sample(tmp)
+        result = run(data, args.variants, args.rounds, args.steps)
+    result["loadavg_at_end"] = os.getloadavg()
+    print_summary(result)
+    if args.out:
+        part = args.out + ".part"
+        with open(part, "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(part, args.out)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
