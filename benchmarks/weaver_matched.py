@@ -11,6 +11,12 @@ Each round runs, each in a fresh process, in an order that rotates from round to
   STEPS --num-epochs 2``: epoch 2's speed from weaver's own log (epoch 1 also reads the files).
 The machine's speed drifts (docs/performance.md), so each weaver figure is also divided by the
 model figure of its own round; the report gives medians and ranges of both, and the load averages.
+
+``--in-process`` measures the same in one process, interleaved finely enough to survive a machine
+whose speed changes by the minute: weaver's own training function (``train_classification``,
+unchanged: gradient clipping, ``.item()`` calls, progress bar) over weaver's DataLoader of the
+files in memory, over the batched loader, and the network alone on synthetic inputs, in blocks
+of ``--block`` steps taken in turn, one model and optimizer for all.
 """
 
 import argparse
@@ -45,6 +51,69 @@ def through_weaver(data, variant, steps):
     options, workers, extra, _ = VARIANTS[variant]
     result = weaver_throughput(data, data_config=DATA_CONFIG, batch=MATCHED_BATCH, steps=steps, epochs=2,
                                options={**MATCHED_OPTIONS, **options}, num_workers=workers, extra_args=extra)
+    return result
+
+
+def in_process(data, rounds, block, log=print):
+    """Milliseconds per step of each loop, blocks of ``block`` steps in turn, ``rounds`` times."""
+    import glob
+    import logging
+    import time
+    import types
+
+    import torch
+    from torch.utils.data import DataLoader
+    from weaver.utils.dataset import SimpleIterDataset
+    from weaver.utils.nn.tools import train_classification
+
+    from multiscale.network import get_loss, get_model
+    from multiscale.weaver_batches import BatchedLoader
+    from multiscale.weaver_io import register_custom_functions
+
+    from .configs import inputs_for
+    from .timing import training_step
+
+    register_custom_functions()
+    files = {}
+    for item in data:
+        name, _, pattern = item.rpartition(":")
+        files.setdefault(name or "_", []).extend(sorted(glob.glob(pattern)))
+    dataset = SimpleIterDataset(files, str(REPO_ROOT / DATA_CONFIG), batch_size=MATCHED_BATCH, for_training=True,
+                                load_range_and_fraction=((0, 0.8), 1, 1), fetch_step=1, infinity_mode=True,
+                                in_memory=True, name="train")
+    loader = DataLoader(dataset, batch_size=MATCHED_BATCH, drop_last=True, num_workers=0)  # as weaver's train_load
+    model, info = get_model(dataset.config, **MATCHED_OPTIONS)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    loss = get_loss(dataset.config)
+    weaver_args = {"args": types.SimpleNamespace(use_amp=False, amp_dtype="bf16", regression_mode=False)}
+    model_step = training_step(model, inputs_for(info, MATCHED_BATCH), "adamw_fused")
+
+    def weaver_loop(batches):
+        return lambda: train_classification(model, loss, opt, None, batches, "cpu", 0, steps_per_epoch=block,
+                                            extra_args=weaver_args)
+
+    loops = {"model": lambda: [model_step() for _ in range(block)], "batched": weaver_loop(BatchedLoader(loader)),
+             "per-event": weaver_loop(loader)}
+    logging.getLogger("weaver").setLevel(logging.WARNING)  # weaver's per-epoch lines, once per block
+    for run_loop in loops.values():
+        run_loop()  # warm-up; the first also loads the files
+    ms = {name: [] for name in loops}
+    loads = []
+    for r in range(rounds):
+        loads.append(os.getloadavg())
+        for name, run_loop in loops.items():
+            start = time.perf_counter()
+            run_loop()
+            ms[name].append((time.perf_counter() - start) / block * 1e3)
+        log(f"round {r}: " + ", ".join(f"{name} {values[-1]:.1f} ms/step" for name, values in ms.items()))
+    result = {"mode": "in-process", "block": block, "rounds": rounds, "batch": MATCHED_BATCH, "data": data,
+              "data_config": DATA_CONFIG, "network_options": MATCHED_OPTIONS, "threads": torch.get_num_threads(),
+              "ms_per_step": ms, "loadavg_per_round": loads, "summary": {}}
+    for name, values in ms.items():
+        speeds = [MATCHED_BATCH / v * 1e3 for v in values]
+        result["summary"][name] = {"events_per_s": summary(speeds)}
+        if name != "model":
+            result["summary"][name]["fraction_of_model"] = summary([m / v for m, v in zip(ms["model"], values)])
     return result
 
 
@@ -100,13 +169,19 @@ def main(argv=None):
                         choices=sorted(VARIANTS), help="weaver variants (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
     parser.add_argument("--steps", type=int, default=210, help="weaver steps per epoch (default %(default)s)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="one process, blocks of steps in turn (see above) instead of weaver commands")
+    parser.add_argument("--block", type=int, default=20, help="--in-process: steps per block (default %(default)s)")
     parser.add_argument("--out", help="JSON file to write")
     args = parser.parse_args(argv)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or generate_sample(tmp)
-        result = run(data, args.variants, args.rounds, args.steps)
+        if args.in_process:
+            result = in_process(data, args.rounds, args.block)
+        else:
+            result = run(data, args.variants, args.rounds, args.steps)
     result["loadavg_at_end"] = os.getloadavg()
     print_summary(result)
     if args.out:
