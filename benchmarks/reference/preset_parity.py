@@ -3,8 +3,8 @@
     python -m benchmarks.reference.preset_parity --study-data datasets/mass_scan --out training/parity/heads2 \\
         --folds 0 1 2 3 4 -o jet_heads 2 -o obj_heads 2 [--baseline training/parity/base/parity.json]
 
-Each fold is trained as tools/study_mass_scan.sh trains ``cross`` (preset paperb; 4 epochs of one pass,
-batch 128, AdamW at 2e-3, ``-o seed fold+1``, every event in memory) on that study's events
+Each fold is trained as tools/study_mass_scan.sh trains ``cross`` (FEATURES paperb, or ``--features``;
+4 epochs of one pass, batch 128, AdamW at 2e-3, ``-o seed fold+1``, every event in memory) on that study's events
 (``--study-data``: its ``generated/``, ``truth_train_physical/`` and ``truth_test/``; file chunk c is in
 fold c % 5), with the extra ``-o`` options, and its test-fold prediction is scored as the study
 scores it (cross-section weighted AUC). A fold whose prediction exists is not trained again. The
@@ -58,17 +58,21 @@ def link_split(study_data, split, fold):
         sys.exit(f"preset_parity: error: no event files for fold {fold} under {study_data}")
 
 
-def train(split, out, fold, options):
+def prediction_file(out, features, fold):
+    return out / f"cross_{features}_fold{fold}" / "pred.root"
+
+
+def train(split, out, fold, options, features):
     """One training of the study's cross recipe; returns its wall time (None if it already existed)."""
-    prediction = out / f"cross_paperb_fold{fold}" / "pred.root"
+    prediction = prediction_file(out, features, fold)
     if prediction.is_file():
         return None
     n = sum(uproot.open(f)["Events"].num_entries for f in (split / "train").glob("*.root"))
     steps = max(1, n * 8 // 10 // 128)
     extra = [x for name, value in options for x in ("-o", name, value)]
     start = time.perf_counter()
-    with open(out / f"cross_paperb_fold{fold}.stdout", "w") as log:
-        subprocess.run(["./train_multiscale.sh", "cross", "paperb", "-o", "seed", str(fold + 1), *STUDY_RECIPE,
+    with open(out / f"cross_{features}_fold{fold}.stdout", "w") as log:
+        subprocess.run(["./train_multiscale.sh", "cross", features, "-o", "seed", str(fold + 1), *STUDY_RECIPE,
                         "--steps-per-epoch", str(steps), *extra], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                        env={**os.environ, "DATADIR_hh4b": str(split), "MS_OUTDIR": str(out), "COMMENT": f"fold{fold}"},
                        check=True)
@@ -89,16 +93,18 @@ def main(argv=None):
     parser.add_argument("--folds", nargs="+", type=int, default=list(range(FOLDS)))
     parser.add_argument("-o", dest="options", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="network option, as weaver's -o (repeatable)")
+    parser.add_argument("--features", default="paperb", choices=["full", "paper", "paperb"],
+                        help="train_multiscale.sh FEATURES (default %(default)s, the study's)")
     parser.add_argument("--baseline", type=Path, help="another run's parity.json, for the paired difference")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"mass": MASS, "options": args.options, "recipe": STUDY_RECIPE, "folds": {}}
+    result = {"mass": MASS, "features": args.features, "options": args.options, "recipe": STUDY_RECIPE, "folds": {}}
     for fold in args.folds:
         split = args.out / "splits" / f"fold{fold}"
         link_split(args.study_data, split, fold)
-        wall = train(split, args.out, fold, args.options)
-        result["folds"][fold] = {"auc": weighted_auc(args.out / f"cross_paperb_fold{fold}" / "pred.root"),
+        wall = train(split, args.out, fold, args.options, args.features)
+        result["folds"][fold] = {"auc": weighted_auc(prediction_file(args.out, args.features, fold)),
                                  "train_wall_s": wall, "loadavg": os.getloadavg()}
         print(f"fold {fold}: AUC {result['folds'][fold]['auc']:.4f}"
               + (f" (trained in {wall:.0f} s)" if wall else ""), flush=True)
