@@ -1,7 +1,7 @@
 """The network weaver trains: ``get_model`` and ``get_loss``, as ``networks/multiscale_cross.py``
 hands them to ``weaver --network-config``.
 
-Options (``-o NAME VALUE``): ``preset`` ('default' | 'paper'), ``seed`` (initial weights),
+Options (``-o NAME VALUE``): ``preset`` ('default' | 'paper' | 'paper_wide'), ``seed`` (initial weights),
 ``batched_loader`` (the training loop's batches, below), and every field of
 ``multiscale.nn.NetworkConfig`` (fusion, jet_dim, ..., cpu_kernels). The streams come from the data
 config's input groups, so one network serves every data/*.yaml. The resolved configuration is
