@@ -16,7 +16,8 @@ model figure of its own round; the report gives medians and ranges of both, and 
 whose speed changes by the minute: weaver's own training function (``train_classification``,
 unchanged: gradient clipping, ``.item()`` calls, progress bar) over weaver's DataLoader of the
 files in memory, over the batched loader, and the network alone on synthetic inputs, in blocks
-of ``--block`` steps taken in turn, one model and optimizer for all.
+of ``--block`` steps taken in turn, one model and optimizer for all. ``--fetch DATA_CONFIG BATCH``
+times only getting one batch, from weaver's DataLoader and from the batched loader, in turn.
 """
 
 import argparse
@@ -54,37 +55,66 @@ def through_weaver(data, variant, steps):
     return result
 
 
-def in_process(data, rounds, block, log=print):
-    """Milliseconds per step of each loop, blocks of ``block`` steps in turn, ``rounds`` times."""
+def in_memory_loader(data, data_config, batch):
+    """weaver's training DataLoader of the files in memory, in this process, as its train_load builds it."""
     import glob
-    import logging
-    import time
-    import types
 
-    import torch
     from torch.utils.data import DataLoader
     from weaver.utils.dataset import SimpleIterDataset
-    from weaver.utils.nn.tools import train_classification
 
-    from multiscale.network import get_loss, get_model
-    from multiscale.weaver_batches import BatchedLoader
     from multiscale.weaver_io import register_custom_functions
-
-    from .configs import inputs_for
-    from .timing import training_step
 
     register_custom_functions()
     files = {}
     for item in data:
         name, _, pattern = item.rpartition(":")
         files.setdefault(name or "_", []).extend(sorted(glob.glob(pattern)))
-    dataset = SimpleIterDataset(files, str(REPO_ROOT / DATA_CONFIG), batch_size=MATCHED_BATCH, for_training=True,
+    dataset = SimpleIterDataset(files, str(REPO_ROOT / data_config), batch_size=batch, for_training=True,
                                 load_range_and_fraction=((0, 0.8), 1, 1), fetch_step=1, infinity_mode=True,
                                 in_memory=True, name="train")
-    loader = DataLoader(dataset, batch_size=MATCHED_BATCH, drop_last=True, num_workers=0)  # as weaver's train_load
-    model, info = get_model(dataset.config, **MATCHED_OPTIONS)
+    return DataLoader(dataset, batch_size=batch, drop_last=True, num_workers=0)
+
+
+def fetch_times(data, data_config, batch, rounds=30):
+    """Milliseconds to get one batch from weaver's DataLoader (per event) and from the batched loader,
+    taken in turn ``rounds`` times (the files loaded before)."""
+    import time
+
+    from multiscale.weaver_batches import BatchedLoader
+
+    loader = in_memory_loader(data, data_config, batch)
+    batches = {"per-event": iter(loader), "batched": iter(BatchedLoader(loader))}
+    for it in batches.values():
+        next(it)
+    ms = {name: [] for name in batches}
+    for _ in range(rounds):
+        for name, it in batches.items():
+            start = time.perf_counter()
+            next(it)
+            ms[name].append((time.perf_counter() - start) * 1e3)
+    return {"data_config": data_config, "batch": batch, "ms_per_batch": {k: summary(v) for k, v in ms.items()},
+            "loadavg": os.getloadavg()}
+
+
+def in_process(data, rounds, block, log=print):
+    """Milliseconds per step of each loop, blocks of ``block`` steps in turn, ``rounds`` times."""
+    import logging
+    import time
+    import types
+
+    import torch
+    from weaver.utils.nn.tools import train_classification
+
+    from multiscale.network import get_loss, get_model
+    from multiscale.weaver_batches import BatchedLoader
+
+    from .configs import inputs_for
+    from .timing import training_step
+
+    loader = in_memory_loader(data, DATA_CONFIG, MATCHED_BATCH)
+    model, info = get_model(loader.dataset.config, **MATCHED_OPTIONS)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    loss = get_loss(dataset.config)
+    loss = get_loss(loader.dataset.config)
     weaver_args = {"args": types.SimpleNamespace(use_amp=False, amp_dtype="bf16", regression_mode=False)}
     model_step = training_step(model, inputs_for(info, MATCHED_BATCH), "adamw_fused")
 
@@ -107,8 +137,8 @@ def in_process(data, rounds, block, log=print):
             ms[name].append((time.perf_counter() - start) / block * 1e3)
         log(f"round {r}: " + ", ".join(f"{name} {values[-1]:.1f} ms/step" for name, values in ms.items()))
     result = {"mode": "in-process", "block": block, "rounds": rounds, "batch": MATCHED_BATCH, "data": data,
-              "data_config": DATA_CONFIG, "network_options": MATCHED_OPTIONS, "threads": torch.get_num_threads(),
-              "ms_per_step": ms, "loadavg_per_round": loads, "summary": {}}
+              "data_config": DATA_CONFIG, "network_options": MATCHED_OPTIONS, "ms_per_step": ms,
+              "loadavg_per_round": loads, "summary": {}}
     for name, values in ms.items():
         speeds = [MATCHED_BATCH / v * 1e3 for v in values]
         result["summary"][name] = {"events_per_s": summary(speeds)}
@@ -149,7 +179,18 @@ def run(data, variants, rounds, steps, log=print):
     return result
 
 
+def _torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
 def print_summary(result, out=sys.stdout):
+    if "ms_per_batch" in result:
+        for name, s in result["ms_per_batch"].items():
+            print(f"{result['data_config']} batch {result['batch']}, {name:10s}: median {s['median']:.2f} ms per batch "
+                  f"(range {s['min']:.2f}-{s['max']:.2f})", file=out)
+        return
     print(f"{'':22s} {'events/s median (range)':>26s} {'of the model, same round: median (range)':>44s}", file=out)
     for name, s in result["summary"].items():
         e = s["events_per_s"]
@@ -172,17 +213,22 @@ def main(argv=None):
     parser.add_argument("--in-process", action="store_true",
                         help="one process, blocks of steps in turn (see above) instead of weaver commands")
     parser.add_argument("--block", type=int, default=20, help="--in-process: steps per block (default %(default)s)")
+    parser.add_argument("--fetch", nargs=2, metavar=("DATA_CONFIG", "BATCH"),
+                        help="only the time to get one batch, per event and batched (e.g. data/jets_kin.yaml 512)")
     parser.add_argument("--out", help="JSON file to write")
     args = parser.parse_args(argv)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or generate_sample(tmp)
-        if args.in_process:
+        if args.fetch:
+            result = fetch_times(data, args.fetch[0], int(args.fetch[1]), rounds=max(args.rounds, 30))
+        elif args.in_process:
             result = in_process(data, args.rounds, args.block)
         else:
             result = run(data, args.variants, args.rounds, args.steps)
     result["loadavg_at_end"] = os.getloadavg()
+    result["threads"] = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "torch": _torch_threads()}
     print_summary(result)
     if args.out:
         part = args.out + ".part"
