@@ -56,8 +56,8 @@ def parse_args(argv=None):
                           help="precisions of the torch.compile figures, in this order (default: %(default)s)")
     gpu_args.add_argument("--cudagraphs", action="store_true",
                           help="also bf16 torch.compile mode='reduce-overhead' (CUDA graphs), first configuration")
-    gpu_args.add_argument("--weaver-variants", nargs="+", type=int, default=[0, 1, 2, 3],
-                          help="which of WEAVER_GPU_VARIANTS to run (indices; default all)")
+    gpu_args.add_argument("--weaver-variants", nargs="+", type=int, default=[0, 4, 1, 2, 3],
+                          help="which of WEAVER_GPU_VARIANTS to run (indices; default all, the per-event one second)")
     gpu_args.add_argument("--no-attention-backends", action="store_true",
                           help="skip the training figures with each SDPA backend forced")
     gpu_args.add_argument("--weaver-budget", type=float, default=120,

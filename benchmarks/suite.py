@@ -192,12 +192,15 @@ def run(args, argv):
     return _finish(result)
 
 
-# weaver's loop on the GPU: (data loading options, what they are); cross at the GPU batch, bf16 autocast
+# weaver's loop on the GPU: (data loading options, what they are); cross at the GPU batch, bf16 autocast.
+# In the main process the batches are gathered whole (multiscale.weaver_batches) unless batched_loader is False
 WEAVER_GPU_VARIANTS = (
     ({"in_memory": True, "num_workers": 0, "fetch_step": 1}, "--in-memory, loading in the main process"),
     ({"in_memory": False, "num_workers": 0, "fetch_step": 0.1}, "files read during training, main process"),
     ({"in_memory": False, "num_workers": 4, "fetch_step": 1}, "files read during training, 4 workers"),
     ({"in_memory": True, "num_workers": 4, "fetch_step": 1}, "--in-memory, 4 workers"),
+    ({"in_memory": True, "num_workers": 0, "fetch_step": 1, "batched_loader": False},
+     "--in-memory, main process, weaver's per-event batches (-o batched_loader False)"),
 )
 
 
@@ -237,14 +240,16 @@ def run_gpu(args, result):
         with tempfile.TemporaryDirectory() as tmp:
             data = args.weaver_data or default_weaver_data(tmp)
             start = time.perf_counter()
-            for options, what in [WEAVER_GPU_VARIANTS[i] for i in args.weaver_variants]:
+            for variant, what in [WEAVER_GPU_VARIANTS[i] for i in args.weaver_variants]:
+                options = {k: v for k, v in variant.items() if k != "batched_loader"}
+                network_options = {"fusion": "cross", "batched_loader": variant.get("batched_loader", True)}
                 if time.perf_counter() - start > args.weaver_budget:
                     result["weaver_gpu"].append({**options, "what": what, "skipped": "weaver budget spent"})
                     continue
                 try:
                     w = weaver_loop.weaver_throughput(
                         data, data_config="data/jets_kin.yaml", batch=batch, steps=args.weaver_steps, epochs=2,
-                        options={"fusion": "cross"}, gpus="0" if device == "cuda" else "",
+                        options=network_options, gpus="0" if device == "cuda" else "",
                         extra_args=("--use-amp", "--amp-dtype", "bf16") if device == "cuda" else (),
                         timed=True, **options)
                     w["what"] = what

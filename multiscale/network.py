@@ -1,10 +1,15 @@
 """The network weaver trains: ``get_model`` and ``get_loss``, as ``networks/multiscale_cross.py``
 hands them to ``weaver --network-config``.
 
-Options (``-o NAME VALUE``): ``preset`` ('default' | 'paper'), ``seed`` (initial weights), and
-every field of ``multiscale.nn.NetworkConfig`` (fusion, jet_dim, ..., cpu_kernels). The streams come
-from the data config's input groups, so one network serves every data/*.yaml. The resolved
-configuration is logged at build, with a warning for every input left unused.
+Options (``-o NAME VALUE``): ``preset`` ('default' | 'paper' | 'paper_wide'), ``seed`` (initial weights),
+``batched_loader`` (the training loop's batches, below), and every field of
+``multiscale.nn.NetworkConfig`` (fusion, jet_dim, ..., cpu_kernels). The streams come from the data
+config's input groups, so one network serves every data/*.yaml. The resolved configuration is
+logged at build, with a warning for every input left unused.
+
+``get_train_fn`` / ``get_evaluate_fn`` give weaver its own training and evaluation functions,
+unchanged, fed by ``multiscale.weaver_batches`` (whole batches gathered at once instead of event
+by event, where the loader runs in the training process) unless ``-o batched_loader False``.
 """
 
 import torch
@@ -16,12 +21,14 @@ from multiscale.nn.streams import ignored_inputs
 
 # passed by weaver itself, not network options
 WEAVER_ARGUMENTS = ("use_amp", "compile_model")
+# options of the training loop, not of the model
+LOOP_OPTIONS = ("batched_loader",)
 
 
 def get_model(data_config, **options):
     """(model, model_info) for weaver: the model and the ONNX export's input/output description."""
     for_inference = options.pop("for_inference", False)
-    for name in WEAVER_ARGUMENTS:
+    for name in WEAVER_ARGUMENTS + LOOP_OPTIONS:
         options.pop(name, None)
     seed = options.pop("seed", None)
     if seed is not None:  # repeated trainings of one model that can be reproduced
@@ -82,3 +89,35 @@ class FiniteCrossEntropyLoss(torch.nn.CrossEntropyLoss):
 
 def get_loss(data_config, **options):
     return FiniteCrossEntropyLoss()
+
+
+def _weaver_loop(kind, extra_args):
+    """weaver's own ``train_*`` / ``evaluate_*`` function, classification or regression as its
+    --regression-mode says."""
+    from weaver.utils.nn import tools
+
+    regression = getattr((extra_args or {}).get("args"), "regression_mode", False)
+    return getattr(tools, f"{kind}_{'regression' if regression else 'classification'}")
+
+
+def get_train_fn(data_config, batched_loader=True, **options):
+    """weaver's training function, its loader batched by ``multiscale.weaver_batches`` unless
+    ``batched_loader`` is False (same arguments as weaver's: the loader comes fifth)."""
+    from multiscale.weaver_batches import batched
+
+    def train(model, loss_func, opt, scheduler, train_loader, *args, **kwargs):
+        loader = batched(train_loader) if batched_loader else train_loader
+        return _weaver_loop("train", kwargs.get("extra_args"))(model, loss_func, opt, scheduler, loader, *args, **kwargs)
+
+    return train
+
+
+def get_evaluate_fn(data_config, batched_loader=True, **options):
+    """weaver's evaluation function (validation and --predict), its loader batched likewise."""
+    from multiscale.weaver_batches import batched
+
+    def evaluate(model, test_loader, *args, **kwargs):
+        loader = batched(test_loader) if batched_loader else test_loader
+        return _weaver_loop("evaluate", kwargs.get("extra_args"))(model, loader, *args, **kwargs)
+
+    return evaluate

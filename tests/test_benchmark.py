@@ -115,3 +115,21 @@ def test_profile_and_weaver_timing_helpers():
     summary = summarise({"train": True, "starts": [0.0, 1.0, 3.0, 6.0], "waits": [0.5, 0.2, 0.3, 0.1]})
     assert summary["batches"] == 4 and summary["first_wait_s"] == 0.5 and summary["steps_timed"] == 2
     assert math.isclose(summary["wait_s"], 0.5) and math.isclose(summary["wait_fraction"], 0.1)
+
+
+def test_weaver_matched_interleaves_and_divides_by_its_own_round(monkeypatch):
+    """benchmarks.weaver_matched: the order rotates from round to round, and each weaver figure is
+    divided by the model figure of its own round."""
+    from benchmarks import weaver_matched
+
+    calls = []
+    model_speeds = iter([1000.0, 2000.0])
+    monkeypatch.setattr(weaver_matched, "model_alone", lambda: calls.append("model") or next(model_speeds))
+    monkeypatch.setattr(weaver_matched, "through_weaver", lambda data, name, steps: calls.append(name) or {
+        "steady_events_per_s": {"batched": 900.0, "per-event": 500.0}[name], "first_epoch_events_per_s": 1.0,
+        "wall_s": 1.0, "command": "weaver ..."})
+    result = weaver_matched.run(["sig:x.root"], ["batched", "per-event"], rounds=2, steps=5, log=lambda *a: None)
+    assert calls == ["model", "batched", "per-event", "batched", "per-event", "model"]
+    fractions = result["summary"]["batched"]["fraction_of_model"]
+    assert fractions["values"] == [0.9, 0.45] and fractions["median"] == 0.675
+    assert result["summary"]["model"]["events_per_s"]["median"] == 1500.0

@@ -59,13 +59,43 @@ def test_trains_with_falling_loss(data_configs, cfg, fusion):
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
 
-@pytest.mark.parametrize("preset", ["default", "paper"])
+@pytest.mark.parametrize("preset", ["default", "paper", "paper_wide"])
 def test_presets_build_from_every_config(data_configs, preset):
     for cfg, fusion in CASES:
         torch.manual_seed(0)
         model, info = build_model(data_configs[cfg], fusion=fusion, preset=preset)
         out = model.eval()(*inputs_for(info, batch=2))
         assert out.shape == (2, 2) and torch.isfinite(out).all()
+
+
+def test_paper_wide_is_paper_with_two_heads_of_twenty_everywhere(data_configs):
+    """The preset whose physics parity docs/performance.md measured: only the heads differ from 'paper'."""
+    from dataclasses import asdict
+
+    from multiscale.nn import resolve
+
+    wide, paper = asdict(resolve("paper_wide")), asdict(resolve("paper"))
+    assert {k for k in wide if wide[k] != paper[k]} == {"jet_heads", "obj_heads"}
+    model, _ = build_model(data_configs["jets_kin"], fusion="cross", preset="paper_wide")
+    widths = {(layer.num_heads, layer.head_dim) for layers in model.attention_layers().values() for layer in layers}
+    assert widths == {(2, 20)}
+
+
+def test_onnx_export_of_paper_wide_matches_pytorch(data_configs, tmp_path):
+    """20-wide heads (SDPA in training, not the 8-wide CPU kernel) export like the others: batch 1 and
+    17, an event without constituents."""
+    torch.manual_seed(0)
+    model, info = build_model(data_configs["jets_kin"], fusion="cross", preset="paper_wide", for_inference=True)
+    path = tmp_path / "model.onnx"
+    export_like_weaver(model.eval(), info, path)
+    session = onnx_session(path)
+    for batch in (1, 17):
+        inputs = inputs_for(info, batch=batch, seed=batch, min_valid=0)
+        for i, name in enumerate(info["input_names"]):
+            if name.startswith("pf_"):
+                inputs[i][0] = 0  # the first event: no constituent (all-zero four-vectors, every token masked)
+        diff = max_abs_difference(model, session, info["input_names"], inputs)
+        assert diff < 1e-4, f"batch {batch}: |torch - onnx| = {diff}"
 
 
 def _permute_valid(inputs, info, prefix, generator):

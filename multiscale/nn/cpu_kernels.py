@@ -20,7 +20,9 @@ import torch.nn as nn
 
 from . import attention
 
-BMM_MAX_HEAD_DIM = 16
+# heads up to 8 wide (every preset's): with 4 heads of 16 over 129 tokens the kernel (engaged there,
+# the score count being half that of 8 heads) trained `cross` 34% slower than SDPA (docs/performance.md)
+BMM_MAX_HEAD_DIM = 8
 # N*H*L*S numbers; the crossover measured on a 2-core AMD EPYC (32 MB L3): 9.6M (128 events x 8
 # heads x 97 x 97) still 18% faster with bmm, 17M (128 x 8 x 129 x 129) 21% slower
 BMM_MAX_SCORES = 12 * 2**20
