@@ -195,3 +195,37 @@ def test_the_enriched_mixture_shows_every_kept_event_in_the_region():
     assert len(np.unique(enriched["event_id"])) == len(enriched["event_id"])
     with pytest.raises(ValueError, match="mixture"):
         expand(columns, "train", EFF, np.random.default_rng(2), mixture="flat")
+
+
+def test_the_region_copies_give_the_region_yield_of_each_sample():
+    """Two samples (different flavour mixes) truth-tagged into the >= 2-tag region give the yields of their full
+    truth tagging restricted to the region: each sample's region copies carry the region's share of its
+    acceptance. (Normalised to the whole acceptance, each sample filled the region with its whole cross section.)"""
+    from multiscale.evaluation.io import SCORE_BRANCH, TRUTH_BRANCH, Prediction
+    from multiscale.evaluation.yields import yield_weights
+
+    def sample(seed, process, flavour_b):
+        columns, _, _ = toy_columns(1500, seed=seed)
+        rng = np.random.default_rng(seed)
+        for name in FLAVOUR_BRANCHES:  # a sample with fewer b subjets than the other
+            columns[name] = np.where(rng.random(1500) < flavour_b, FLAVOUR_B, FLAVOUR_LIGHT).astype(np.int32)
+        columns.update(process=np.full(1500, process), xsec_fb=np.full(1500, 1e3 * (process + 1)),
+                       acceptance=np.full(1500, 0.3))
+        return columns
+
+    def yields(parts, mode_args):
+        tagged = [expand(columns, "test", EFF, np.random.default_rng(1), **mode_args) for columns in parts]
+        arrays = {name: np.concatenate([np.asarray(t[name]) for t in tagged])
+                  for name in ("process", "weight", "xsec_fb", "acceptance", "fj1_nbtag", "fj2_nbtag")}
+        arrays[TRUTH_BRANCH] = np.zeros(len(arrays["weight"]))
+        arrays[SCORE_BRANCH] = np.zeros(len(arrays["weight"]))
+        events = Prediction("toy", arrays)
+        in_region = arrays["fj1_nbtag"] + arrays["fj2_nbtag"] >= 2
+        y = yield_weights(events, 3000.0)
+        return {code: y[(arrays["process"] == code) & in_region].sum() for code in (0, 1)}
+
+    parts = [sample(3, 0, 0.05), sample(4, 1, 0.6)]
+    full, region = yields(parts, {}), yields(parts, {"min_tags": 2})
+    assert full[0] < 0.1 * 3000.0 * 1e3 * 0.3  # the light sample is rarely in the region: the test can tell
+    for code in (0, 1):
+        assert region[code] == pytest.approx(full[code], rel=1e-9)

@@ -35,8 +35,10 @@ copies were as common in training as untagged ones, and the network learnt that 
 little, while at the physical rates they are the strongest handle (docs/results.md).
 
 ``min_tags`` restricts both modes to an analysis region of whole tag classes (e.g. 2: >= 2 tagged
-subjets): only its classes get copies, and in train mode an event stands for its cross section
-inside the region. That physical mixture keeps few events, though: in the >= 2-tag region the
+subjets): only its classes get copies, in test mode with the file's ``acceptance`` times the weighted
+fraction of its events in the region (so that the yields, which normalise the copies of a sample to
+its cross section x acceptance, give the region's cross section), and in train mode an event stands
+for its cross section inside the region. That physical mixture keeps few events, though: in the >= 2-tag region the
 probability of the region spans 1e-4 (light subjets) to ~1 (four b subjets) on top of the pT-hat
 weights, and 27000 QCD events unweighted together kept ~150 (measured). ``mixture="samples"``
 trains on an enriched mixture instead: each sample (generator run: the heavy-flavour filtered and
@@ -108,6 +110,16 @@ def region_classes(min_tags):
     if any(max(ks) >= min_tags > min(ks) for ks in TAG_CLASSES) or not inside.any():
         raise ValueError(f"min_tags {min_tags} splits a tag class {TAG_CLASSES}: choose 0, 2, 3 or 4")
     return inside
+
+
+def region_fraction(weight, class_prob):
+    """The weighted fraction of a file's events inside the region: its test copies' share of the file's weight.
+    The yields normalise a sample's copies to its cross section x ``acceptance`` (yields.py), so the
+    acceptance of a region's copies must include it; without it every sample filled the region with
+    its whole preselected cross section (light QCD ~100x too much at >= 2 tags)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    total = weight.sum()
+    return float((weight * class_prob.sum(axis=1)).sum() / total) if total else 0.0
 
 
 def copies(class_prob, mode, rng):
@@ -205,6 +217,8 @@ def expand(columns, mode, efficiencies, rng, min_tags=0, reference=None, weight_
               for s in (+1, -1)]
 
     out = {name: values[event] for name, values in columns.items()}
+    if mode == "test" and "acceptance" in columns:
+        out["acceptance"] = np.asarray(columns["acceptance"], dtype=np.float64)[event] * region_fraction(columns["weight"], class_prob)
     btag = _regular(columns["obj_btag"])[event].copy()
     fatjet_tags = tags.reshape(-1, 2, 2).all(axis=2)
     btag[:, SUBJET_SLOTS] = tags
