@@ -133,7 +133,25 @@ def test_network_config_hands_weaver_its_own_loops_with_the_switch(files, monkey
     assert isinstance(seen["regression"], BatchedLoader)
 
 
-_SEEDED_WEAVER = "import sys, numpy; numpy.random.seed(0); sys.argv[0] = 'weaver'; from weaver.train import main; main()"
+# weaver with numpy seeded and its file loading made synchronous (weaver loads and shuffles the next chunk in a
+# thread that draws from numpy's global generator); with PYTHONHASHSEED fixed as well (without it, two weaver runs
+# of the same command trained on one of two event orders, at random, whichever the loader)
+_SEEDED_WEAVER = """
+import concurrent.futures, sys, numpy
+import weaver.utils.dataset
+
+class Synchronous(concurrent.futures.Executor):
+    def submit(self, fn, *args, **kwargs):
+        future = concurrent.futures.Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+weaver.utils.dataset.ThreadPoolExecutor = lambda max_workers=1: Synchronous()
+numpy.random.seed(0)
+sys.argv[0] = "weaver"
+from weaver.train import main
+main()
+"""
 
 
 def test_weaver_training_is_the_same_with_and_without_the_switch(files, tmp_path):
@@ -149,7 +167,7 @@ def test_weaver_training_is_the_same_with_and_without_the_switch(files, tmp_path
                "--in-memory", "--fetch-step", "1", "--steps-per-epoch", "12", "--num-epochs", "2", "--batch-size", "50",
                "--num-workers", "0", "--optimizer", "adamw", "--model-prefix", str(prefix), "--log", str(prefix) + ".log"]
         subprocess.run(cmd, cwd=REPO_ROOT, check=True, capture_output=True, timeout=300,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"})
         log = open(str(prefix) + ".log").read()
         results[switch] = (torch.load(f"{prefix}_epoch-1_state.pt"),
                            [line.split("]", 1)[-1] for line in log.splitlines() if "AvgLoss" in line or "metric" in line])
