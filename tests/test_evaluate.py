@@ -364,3 +364,24 @@ def test_reader_names_file_and_branch(tmp_path):
     path = write_prediction(tmp_path / "no_score.root", [0.5, 0.5], [HH4B, QCD], drop=("score_is_signal",))
     with pytest.raises(PredictionError, match=r"no_score\.root: missing branch\(es\) score_is_signal"):
         read_prediction(path)
+
+
+def test_a_restricted_prediction_keeps_the_yields_of_its_events():
+    """mass_scan --min-tags: the copies of a tighter tag region keep the yields they had (each sample's
+    acceptance scaled by its kept weight fraction); dropped alone, each sample's rest was scaled up to its
+    whole cross section."""
+    from multiscale.evaluation.io import Prediction
+    from multiscale.evaluation.yields import restrict, yield_weights
+
+    rng = np.random.default_rng(5)
+    n = 400
+    arrays = {"process": np.repeat([0, 1, 2], [150, 150, 100]), "weight": rng.uniform(0.1, 2.0, n),
+              "xsec_fb": np.repeat([1e4, 3e3, 10.0], [150, 150, 100]), "acceptance": np.full(n, 0.2),
+              "is_signal": np.repeat([0, 0, 1], [150, 150, 100]).astype(float), "score_is_signal": rng.random(n),
+              "fj1_nbtag": rng.integers(0, 3, n), "fj2_nbtag": rng.integers(0, 3, n)}
+    events = Prediction("toy", arrays)
+    kept = arrays["fj1_nbtag"] + arrays["fj2_nbtag"] >= 3
+    before = yield_weights(events, 3000.0)
+    after = yield_weights(restrict(events, kept), 3000.0)
+    np.testing.assert_allclose(after, before[kept], rtol=1e-12)
+    assert len(after) < n

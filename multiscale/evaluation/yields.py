@@ -163,6 +163,23 @@ def yield_weights(prediction, luminosity_fb, check_stitching=True):
     return yields
 
 
+def restrict(prediction, selected):
+    """The events ``selected`` (a boolean mask) as a Prediction with the yields they have in ``prediction``:
+    each sample's ``acceptance`` times the weighted fraction of it that is kept, since the yields normalise
+    a sample's events to its cross section x acceptance (dropping events alone would scale the rest up)."""
+    selected = np.asarray(selected, dtype=bool)
+    process = prediction.arrays["process"].astype(np.int64)
+    phase_space = phase_space_of(prediction)
+    weight = prediction.arrays["weight"].astype(np.float64)
+    acceptance = prediction.arrays["acceptance"].astype(np.float64).copy()
+    for code, space in set(zip(process.tolist(), phase_space.tolist())):
+        in_sample = (process == code) & (phase_space == space)
+        acceptance[in_sample] *= weight[in_sample & selected].sum() / weight[in_sample].sum()
+    arrays = {name: np.asarray(values)[selected] for name, values in prediction.arrays.items()}
+    arrays["acceptance"] = acceptance[selected]
+    return type(prediction)(prediction.path, arrays)
+
+
 def expected_yields(prediction, luminosity_fb, selected=None):
     """Expected signal and background events (S, B) passing the boolean mask ``selected`` (all if None)."""
     weights = yield_weights(prediction, luminosity_fb)

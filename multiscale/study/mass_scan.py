@@ -31,7 +31,7 @@ from ..evaluation.metrics import (
 )
 from ..evaluation.report import jsonable
 from ..definitions import LUMINOSITY_FB
-from ..evaluation.yields import event_index, phase_space_of, sample_name, yield_weights
+from ..evaluation.yields import event_index, phase_space_of, restrict, sample_name, yield_weights
 from . import plots, report
 from .compare import ALPHA, detectable_difference, holm, log_ratio, paired_difference, pairs_needed
 from .workflow import fold_of
@@ -116,9 +116,17 @@ def _limit_summary(limit):
 # --- the cut-based reference ---------------------------------------------------------------------------------
 
 
-def read_events(files):
+def read_events(files, min_tags=0):
     """The events of schema files as a Prediction without a score (for the cut-based selection)."""
-    return read_event_files(files, EVENT_BRANCHES)
+    return in_tag_region(read_event_files(files, EVENT_BRANCHES), min_tags)
+
+
+def in_tag_region(prediction, min_tags):
+    """The copies with >= ``min_tags`` b-tagged subjets, with their yields (0: all)."""
+    if not min_tags:
+        return prediction
+    tags = np.asarray(prediction.arrays["fj1_nbtag"]) + np.asarray(prediction.arrays["fj2_nbtag"])
+    return restrict(prediction, tags >= min_tags)
 
 
 def event_files(data, mass, folds, n_folds):
@@ -129,7 +137,7 @@ def event_files(data, mass, folds, n_folds):
     return [f for f in files if fold_of(f, n_folds) in folds]
 
 
-def cut_based_folds(data, mass, folds, n_folds, luminosity_fb, min_events=MIN_BACKGROUND_EVENTS):
+def cut_based_folds(data, mass, folds, n_folds, luminosity_fb, min_events=MIN_BACKGROUND_EVENTS, min_tags=0):
     """({fold: result}, pooled) of the cuts optimised on the other folds' events and evaluated
     (S/sqrt(B), limits) on the fold; every fold's events are read once.
 
@@ -137,7 +145,7 @@ def cut_based_folds(data, mass, folds, n_folds, luminosity_fb, min_events=MIN_BA
     are chosen among the working points keeping (n_folds - 1) x min_events on the n_folds - 1 folds
     they are optimised on. ``pooled``: the test folds' yields averaged over the folds, each with its
     own fold's selection (n_folds times the MC statistics of one fold), and their limits."""
-    events = {fold: read_events(event_files(data, mass, [fold], n_folds)) for fold in range(n_folds)}
+    events = {fold: read_events(event_files(data, mass, [fold], n_folds), min_tags) for fold in range(n_folds)}
     results, parts = {}, []
     for fold in folds:
         others = Prediction.concatenate([events[f] for f in range(n_folds) if f != fold])
@@ -292,8 +300,8 @@ def power(test, test_train_ratio):
 
 
 def _evaluate_file(job):
-    path, *options = job
-    return evaluate_training(read_prediction(path), *options)
+    path, min_tags, *options = job
+    return evaluate_training(in_tag_region(read_prediction(path), min_tags), *options)
 
 
 def _cut_based(job):
@@ -314,6 +322,9 @@ def parse_args(argv=None):
     parser.add_argument("--min-events", type=float, default=MIN_BACKGROUND_EVENTS,
                         help="N_eff floor of the background on the test fold, for the networks' score bins and "
                         f"best cut and for the cut-based selection alike (default: {MIN_BACKGROUND_EVENTS})")
+    parser.add_argument("--min-tags", type=int, default=0,
+                        help="evaluate only the copies with at least this many b-tagged subjets, networks and cuts "
+                        "alike (a region inside the one the study truth-tagged into; default: all)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel processes (default: all cores)")
     return parser.parse_args(argv)
 
@@ -332,7 +343,8 @@ def main(argv=None):
     # evaluated at its fold's cut-based signal efficiency
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
         cut_masses = [mass for mass in args.masses if folds_at[mass]]
-        cuts = pool.map(_cut_based, [(args.data, mass, folds_at[mass], args.folds, args.luminosity, args.min_events)
+        cuts = pool.map(_cut_based, [(args.data, mass, folds_at[mass], args.folds, args.luminosity, args.min_events,
+                                      args.min_tags)
                                      for mass in cut_masses])
         for mass, (by_fold, pooled) in zip(cut_masses, tqdm(cuts, total=len(cut_masses), desc="optimising cuts",
                                                             unit="mass", disable=None)):
@@ -343,7 +355,7 @@ def main(argv=None):
         def cut_efficiency(mass, fold):
             return results.get(CUT_BASED, {}).get(mass, {}).get(fold, {}).get("signal_efficiency")
 
-        evaluated = pool.map(_evaluate_file, [(path, args.luminosity, args.bins, args.min_events,
+        evaluated = pool.map(_evaluate_file, [(path, args.min_tags, args.luminosity, args.bins, args.min_events,
                                                cut_efficiency(mass, fold)) for _, mass, fold, path in jobs])
         for (model, mass, fold, _), (entry, curve) in zip(jobs, tqdm(evaluated, total=len(jobs), desc="evaluating trainings",
                                                                       unit="file", disable=None)):
