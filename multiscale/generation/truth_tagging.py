@@ -44,9 +44,11 @@ weights, and 27000 QCD events unweighted together kept ~150 (measured). ``mixtur
 trains on an enriched mixture instead: each sample (generator run: the heavy-flavour filtered and
 vetoed QCD, ttbar) unweighted by its generator weight against its own reference, and every kept
 event shown once in the region, its class drawn with its conditional probability there. The
-evaluation is unchanged (physical weights, test copies); only what the networks learn from differs. Each copy also carries ``btag_weight_up``/``btag_weight_down``, the factor
-P'(class) / P(class) of its weight when the b efficiency moves by +-1 sigma
-(btagging.BTAG_EFF_RELATIVE_UNCERTAINTY): the b-tagging nuisance parameter of the limits.
+evaluation is unchanged (physical weights, test copies); only what the networks learn from differs.
+
+Each copy also carries ``btag_weight_up``/``btag_weight_down``, the factor P'(class) / P(class) of
+its weight when the b efficiency moves by +-1 sigma (btagging.BTAG_EFF_RELATIVE_UNCERTAINTY): the
+b-tagging nuisance parameter of the limits.
 
 Signed weights (NLO samples) cannot be trained on either: weaver weighs no event, let alone
 negatively. The unweighting then uses |w|: an event is kept with probability min(|w| / w_ref, 1),
@@ -116,7 +118,7 @@ def region_fraction(weight, class_prob):
     """The weighted fraction of a file's events inside the region: its test copies' share of the file's weight.
     The yields normalise a sample's copies to its cross section x ``acceptance`` (yields.py), so the
     acceptance of a region's copies must include it; without it every sample filled the region with
-    its whole preselected cross section (light QCD ~100x too much at >= 2 tags)."""
+    its whole preselected cross section (light QCD ~30x too much at >= 2 tags, measured in the study)."""
     weight = np.asarray(weight, dtype=np.float64)
     total = weight.sum()
     return float((weight * class_prob.sum(axis=1)).sum() / total) if total else 0.0
