@@ -12,14 +12,17 @@
 #           cross_param (cross with the m_H hypothesis as an object feature: one model for all masses)
 # FEATURES: full (default preset) | paper (the talk's configuration) | paperb (paper + object b-tags)
 #           (the table of both: multiscale/definitions.py)
+# data:     --data-train FILE... / --data-test FILE... (weaver's options): exactly those files; without them
+#           every .root file of DATADIR_hh4b/train and DATADIR_hh4b/test (named on the terminal)
 # env:      DATADIR_hh4b (datasets; default ./datasets/hh4b), MS_OUTDIR (trainings; default ./training),
-#           DDP_NGPUS=n (torchrun with n processes: nccl on GPUs, gloo on CPUs), COMMENT (run-name suffix)
+#           DDP_NGPUS=n (torchrun with n processes: nccl on GPUs, gloo on CPUs), COMMENT (run-name suffix),
+#           PYTHONHASHSEED (default 0: with -o seed N a training is reproduced bit for bit on CPU)
 
 set -o pipefail
 cd "$(dirname "$0")" || exit 1
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 die() { echo "train_multiscale.sh: $*" >&2; exit 1; }
@@ -45,21 +48,43 @@ setup() {  # MODEL [FEATURES] ...: sets datacfg, netopts, run, rundir, and nargs
 
 require_data() {  # SPLIT
     local dir="$DATADIR_hh4b/$1"
-    compgen -G "$dir/*.root" >/dev/null || die "no $1 data in $dir: run './train_multiscale.sh demo', generate files with tools/generate_events.py (see README), or set DATADIR_hh4b"
+    compgen -G "$dir/*.root" >/dev/null || die "no $1 data in $dir: run './train_multiscale.sh demo', generate files with tools/generate_events.py (see README), set DATADIR_hh4b, or give --data-$1 FILE..."
 }
 
 require_model() {
     [[ -f "$rundir/net_best_epoch_state.pt" ]] || die "no trained model $rundir/net_best_epoch_state.pt: train it first with './train_multiscale.sh $MODEL $FEATURES'"
 }
 
-train_files() {  # keyword-based file groups, so that each loading step mixes signal and background
-    local dir="$DATADIR_hh4b/train"
-    files=("sig:$dir/hh4b_*.root" "bkg:$dir/qcd_*.root")
-    compgen -G "$dir/ttbar_*.root" >/dev/null && files+=("bkg:$dir/ttbar_*.root")
+data_options() {  # [extra weaver args] -> data_train, data_test (the --data-train/--data-test files), args (the rest)
+    local arg into=""
+    data_train=() data_test=() args=()
+    for arg in "$@"; do
+        case "$arg" in
+            --data-train|--data-test) into=${arg#--data-}; continue ;;
+            --data-train=*) data_train+=("${arg#*=}"); into=""; continue ;;
+            --data-test=*) data_test+=("${arg#*=}"); into=""; continue ;;
+            -*) into="" ;;
+        esac
+        case "$into" in
+            train) data_train+=("$arg") ;;
+            test) data_test+=("$arg") ;;
+            *) args+=("$arg") ;;
+        esac
+    done
+}
+
+split_files() {  # SPLIT: files (every .root file of DATADIR_hh4b/SPLIT, named: nothing left out unseen)
+    require_data "$1"
+    files=("$DATADIR_hh4b/$1"/*.root)
+    echo "train_multiscale.sh: $1 files: every file of $DATADIR_hh4b/$1 (${#files[@]}: $(basename -a "${files[@]}" | paste -sd' '))" >&2
+}
+
+train_files() {  # the --data-train files, else every file of DATADIR_hh4b/train (one list: each fetch reads every file)
+    if ((${#data_train[@]})); then files=("${data_train[@]}"); else split_files train; fi
 }
 
 test_files() {  # one plain list: weaver writes one prediction file (groups would give one per group)
-    files=("$DATADIR_hh4b/test/*.root")
+    if ((${#data_test[@]})); then files=("${data_test[@]}"); else split_files test; fi
 }
 
 device_opts() {
@@ -112,15 +137,15 @@ common_opts() {
 train() {
     setup "$@"
     shift "$nargs"
+    data_options "$@"
+    set -- "${args[@]}"
     resumed_epoch "$@"
     [[ -z "$resume" ]] || python -m multiscale.best_epoch check "$rundir/net" "$rundir/train.log" "$resume" || exit 1
-    require_data train
-    require_data test
     device_opts
     weaver_cmd
     train_files; local train=("${files[@]}")
     test_files; local test=("${files[@]}")
-    python -m multiscale.check_inputs "$datacfg" "${train[@]}" "${test[@]}" || exit 1
+    python -m multiscale.training_inputs "$datacfg" --train "${train[@]}" --test "${test[@]}" || exit 1
     fetch_opts "$@"
     mkdir -p "$rundir"
     # shellcheck disable=SC2046
@@ -132,7 +157,7 @@ train() {
         --num-workers 1 "${fetch[@]}" \
         "$@"
     local rc=$?
-    [[ -z "$resume" ]] || keep_best "$@" || rc=$?
+    [[ -z "$resume" ]] || keep_best --data-test "${test[@]}" "$@" || rc=$?
     return "$rc"
 }
 
@@ -159,8 +184,9 @@ keep_best() {  # [extra weaver args]: after --load-epoch, the best epoch of all 
 predict() {
     setup "$@"
     shift "$nargs"
+    data_options "$@"
+    set -- "${args[@]}"
     require_model
-    require_data test
     device_opts
     test_files
     python -m multiscale.check_inputs "$datacfg" "${files[@]}" || exit 1
@@ -192,6 +218,9 @@ esac
 
 # shellcheck disable=SC1091
 source ./env.sh || die "environment setup failed (see above)"
+# fixed hashes: with them free, two weaver runs of one command trained on one of two event orders at random
+# (docs/performance.md); with -o seed (torch and numpy's shuffles: multiscale/network.py) a training repeats
+export PYTHONHASHSEED=${PYTHONHASHSEED:-0}
 
 case "$1" in
     demo) shift; exec bash tools/demo.sh "$@" ;;

@@ -10,12 +10,16 @@ The console script ``multiscale-check-inputs`` is the same command.
 
 Errors (one line each, exit 1): no TTree, an RNTuple, a missing branch, a branch whose baskets
 cannot be read. Warnings (exit 0): non-finite values in a branch; two files holding the same
-generated events (same process, ``gen_seed`` and ``event_id`` set), e.g. train and test from one seed.
+generated events (same process, ``gen_seed`` and ``event_id`` set), e.g. train and test from one seed;
+two files showered from the same events of one input file (their generator sidecars' ``source``: the
+input's content hash and event range), e.g. one LHE file given to two runs.
 """
 
 import glob
 import hashlib
+import json
 import sys
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -97,12 +101,14 @@ def _read_branches(tree, path, names, warn):
 
 
 def _identity(tree):
-    """(process codes, gen_seeds, n events, digest of the sorted event_ids), None without those branches."""
+    """(process codes, gen_seeds, n events, digest of the sorted event_ids and the phase spaces), None without
+    those branches. The heavy-flavour filtered and vetoed runs of one seed share event ids, not events."""
     if not set(IDENTITY_BRANCHES) <= set(tree.keys()):
         return None
     arrays = tree.arrays(list(IDENTITY_BRANCHES), library="np")
     event_ids = np.sort(arrays["event_id"].astype(np.int64))
-    digest = hashlib.sha1(event_ids.tobytes()).hexdigest()
+    phase_spaces = np.unique(tree["phase_space"].array(library="np")) if "phase_space" in tree.keys() else []
+    digest = hashlib.sha1(event_ids.tobytes() + repr(list(phase_spaces)).encode()).hexdigest()
     processes, seeds = (tuple(np.unique(arrays[name]).tolist()) for name in ("process", "gen_seed"))
     return processes, seeds, len(event_ids), digest
 
@@ -139,6 +145,34 @@ def warn_duplicates(identities, warn=_warn_stderr):
                  f"e.g. train and test generated with one seed?")
 
 
+def input_events(path):
+    """(input file's sha256, first event, end event) a file was made from, read from the generator's sidecar
+    next to it; None without one (Pythia's own events, a file written by another tool)."""
+    try:
+        source = json.loads(Path(path).with_suffix(".json").read_text()).get("source") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not source.get("sha256"):
+        return None
+    start, stop = source.get("event_range") or (0, source.get("n_events", 0))
+    return source["sha256"], int(start), int(stop)
+
+
+def warn_shared_inputs(paths, warn=_warn_stderr):
+    """Warn for every two files made from overlapping events of one input file (same content hash)."""
+    by_input = {}
+    for path in paths:
+        made_from = input_events(path)
+        if made_from is not None:
+            by_input.setdefault(made_from[0], []).append((made_from[1], made_from[2], path))
+    for digest, ranges in by_input.items():
+        ranges.sort()
+        for (start_a, stop_a, path_a), (start_b, stop_b, path_b) in zip(ranges, ranges[1:]):
+            if start_b < stop_a:
+                warn(f"{path_a} and {path_b} were showered from the same events {start_b}-{min(stop_a, stop_b) - 1} of "
+                     f"one input file (sha256 {digest[:16]}..., their sidecars' source): the same hard events twice")
+
+
 def check_files(data_config_path, patterns, custom_functions=None, treename=TREE_NAME,
                 warn=_warn_stderr):
     """Check every file; raise InputError with one line per bad file, ``warn`` for suspicious ones."""
@@ -154,6 +188,7 @@ def check_files(data_config_path, patterns, custom_functions=None, treename=TREE
     if errors:
         raise InputError("\n".join(errors))
     warn_duplicates(identities, warn)
+    warn_shared_inputs(list(identities), warn)
     return files
 
 

@@ -12,6 +12,7 @@ unchanged, fed by ``multiscale.weaver_batches`` (whole batches gathered at once 
 by event, where the loader runs in the training process) unless ``-o batched_loader False``.
 """
 
+import numpy as np
 import torch
 from weaver.utils.logger import _logger
 
@@ -33,6 +34,9 @@ def get_model(data_config, **options):
     seed = options.pop("seed", None)
     if seed is not None:  # repeated trainings of one model that can be reproduced
         torch.manual_seed(seed)
+        # weaver shuffles the events with numpy's global generator, which it never seeds (its loaders are
+        # iterated after the model is built, so this fixes the event order too)
+        np.random.seed(seed)
     preset = options.pop("preset", "default")
     fusion_given = "fusion" in options
 

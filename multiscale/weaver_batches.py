@@ -23,7 +23,7 @@ per-event path). With workers, or for a loader of another kind, weaver's loader 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from torch.utils.data._utils.collate import default_collate
+from torch.utils.data import default_collate
 
 try:
     from weaver.utils.dataset import SimpleIterDataset, _SimpleIter

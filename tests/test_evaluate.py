@@ -385,3 +385,61 @@ def test_a_restricted_prediction_keeps_the_yields_of_its_events():
     after = yield_weights(restrict(events, kept), 3000.0)
     np.testing.assert_allclose(after, before[kept], rtol=1e-12)
     assert len(after) < n
+
+
+# --- prediction files that cannot be normalised: one line, nothing written ------------------------------------
+
+
+def unnormalisable(tmp_path, branch, value):
+    """The hand case with ``branch`` of the background set to ``value`` (weights kept finite and positive)."""
+    values = np.full(8, 1.0)
+    values[4:] = value
+    return write_prediction(tmp_path / f"bad_{branch}.root", [0.9, 0.6, 0.6, 0.2, 0.6, 0.3, 0.1, 0.05],
+                            [HH4B] * 4 + [QCD] * 4, weight=np.full(8, 1e-3), **{branch: values})
+
+
+@pytest.mark.parametrize("branch, value, expected", [
+    ("acceptance", -0.5, "'acceptance' is -0.5 (<= 0) for 4 of 4 events"),  # B < 0 and no AUC, exit 0
+    ("acceptance", 0.0, "'acceptance' is 0 (<= 0)"),  # ZeroDivisionError in the cut-based reference
+    ("acceptance", np.nan, "'acceptance' is NaN or infinite"),  # sklearn: "Input sample_weight contains NaN"
+    ("acceptance", np.inf, "'acceptance' is NaN or infinite"),
+    ("xsec_fb", np.nan, "'xsec_fb' is NaN or infinite"),
+    ("xsec_fb", -1.0, "'xsec_fb' is -1 (<= 0)"),
+])
+def test_a_prediction_that_cannot_be_normalised_is_one_line(tmp_path, branch, value, expected):
+    path = unnormalisable(tmp_path, branch, value)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_main([str(path), "--outdir", str(tmp_path / "out"), "--min-bkg-events", "1"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"evaluate.py: error: {path}: sample qcd: branch {expected}"), message
+    assert "\n" not in message and not (tmp_path / "out").exists()
+    if branch == "acceptance" and np.isfinite(value):
+        assert "--events-per-file" in message  # a chunk of signed weights summing to <= 0: the fix
+
+
+def test_a_nan_acceptance_is_no_traceback(tmp_path):
+    result = run_cli(unnormalisable(tmp_path, "acceptance", np.nan), "--outdir", tmp_path / "out")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "bad_acceptance.root" in result.stderr
+
+
+@pytest.mark.parametrize("present", [QCD, HH4B])
+def test_a_prediction_of_one_class_is_one_line(tmp_path, present):
+    """A test sample without signal (a background file in place of the signal's) or without background."""
+    path = write_prediction(tmp_path / "one_class.root", [0.9, 0.5, 0.2], [present] * 3)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_main([str(path), "--outdir", str(tmp_path / "out")])
+    message = str(exit_info.value.code)
+    found = "0 signal and 3 background" if present == QCD else "3 signal and 0 background"
+    assert f"{path}: needs signal and background events, found {found}" in message and "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_file_given_twice_is_refused(tmp_path):
+    """Two names for one file are not two trainings: the spread would come out 0."""
+    path = hand_case(tmp_path)
+    again = f"{tmp_path}/./{path.name}"  # another spelling of the same file
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_main([str(path), again, "--names", "m", "m", "--outdir", str(tmp_path / "out")])
+    assert f"{again} is given twice" in str(exit_info.value.code)
+    assert not (tmp_path / "out").exists()

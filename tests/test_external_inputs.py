@@ -3,7 +3,6 @@ reconstruction as Pythia's built-in processes, and one clear line for each kind 
 
 import gzip
 import json
-import shutil
 from pathlib import Path
 
 import awkward as ak
@@ -237,10 +236,7 @@ def test_bad_inputs_give_one_line_naming_the_file(tmp_path, case):
 
 def test_input_files_are_chunks_and_reruns_keep_them(tmp_path):
     """Each input file is one output file (parallel jobs split the files); a rerun keeps a complete run."""
-    copies = []
-    for name in ("a", "b"):
-        copies.append(tmp_path / f"{name}.lhe")
-        shutil.copy(TEVATRON_TTBAR, copies[-1])
+    copies = halves(TEVATRON_TTBAR, tmp_path)  # two files of one sample (an identical copy is refused)
     outdir = tmp_path / "out"
     generate("--process", "ttbar", "--lhe", *copies, "--jobs", "2", "--outdir", outdir, *LOW_THRESHOLDS)
     assert sorted(p.name for p in outdir.glob("*.root")) == ["ttbar_1_0.root", "ttbar_1_1.root"]
@@ -249,8 +245,21 @@ def test_input_files_are_chunks_and_reruns_keep_them(tmp_path):
     for argv in (["--events", "0"], ["--pthat-bias", "2"]):
         result = generate("--process", "ttbar", "--lhe", copies[0], *argv, "--outdir", outdir, check=False)
         assert result.returncode == 2 and result.stderr.count("\n") == 1
-    result = generate("--process", "ttbar", "--lhe", *copies, "--events", "201", "--outdir", outdir, check=False)
-    assert_one_line_error(result, "--events 201", "the input files hold 200 events", outdir / "none")
+    result = generate("--process", "ttbar", "--lhe", *copies, "--events", "101", "--outdir", outdir, check=False)
+    assert_one_line_error(result, "--events 101", "the input files hold 100 events", outdir / "none")
+
+
+def halves(path, directory):
+    """The Les Houches file ``path`` split into two files of its first and last events, header kept in both."""
+    text = Path(path).read_text()
+    head, rest = text.split("<event>", 1)
+    events = ("<event>" + rest).replace("</LesHouchesEvents>", "").split("</event>")[:-1]
+    middle = len(events) // 2
+    files = []
+    for name, part in (("a", events[:middle]), ("b", events[middle:])):
+        files.append(Path(directory) / f"{name}.lhe")
+        files[-1].write_text(head + "</event>".join(part) + "</event>\n</LesHouchesEvents>\n")
+    return files
 
 
 # --- big files -----------------------------------------------------------------------------------------------

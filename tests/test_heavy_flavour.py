@@ -220,3 +220,32 @@ def test_stitching_bins_are_merged_until_both_samples_hold_enough_events():
     assert len({groups[p * 4] for p in range(3)}) == 3
     assert groups[2 * 4 + 1] == groups[1 * 4 + 1] != groups[0 * 4 + 1]
     assert {groups[p * 4 + 3] for p in range(3)} <= {groups[p * 4 + 2] for p in range(3)}
+
+
+# --- the filtered scale fit of the stitching check, on toys (real Pythia samples: test_stitching.py) -----------
+
+
+def stitching_toy(rng, n, hf_fraction, phase_space, xsec_fb, seed):
+    """n events of the inclusive process (hf_fraction of them heavy flavour, with more b-tags), of its
+    heavy-flavour part only (hf_fraction 1) or of the rest (0); unit weights, normalised to xsec_fb."""
+    hf = rng.random(n) < hf_fraction
+    nbtag = np.where(hf, rng.integers(2, 5, n), rng.integers(0, 3, n))
+    prediction = toy([QCD] * n, [phase_space] * n, np.ones(n), np.full(n, xsec_fb), np.ones(n), nbtag=nbtag)
+    prediction.arrays["fj1_pt"] = rng.uniform(250.0, 800.0, n)
+    prediction.arrays["gen_seed"] = np.full(n, seed)
+    return prediction
+
+
+def test_the_filtered_scale_fit_finds_a_wrong_filtered_normalisation():
+    from multiscale.evaluation.stitching import filtered_scale
+
+    rng = np.random.default_rng(4)
+    inclusive = stitching_toy(rng, 40_000, 0.2, INCLUSIVE, 100.0, 1)
+    vetoed = stitching_toy(rng, 20_000, 0.0, VETOED, 80.0, 2)
+    for factor in (1.0, 1.3):
+        filtered = stitching_toy(rng, 10_000, 1.0, FILTERED, 20.0 * factor, 3)
+        result = filtered_scale(inclusive, Prediction.concatenate([vetoed, filtered]), 1.0)
+        # the fit scales the filtered part back: mu = 1 / factor within its error, and that error is small here
+        assert abs(result["mu"] - 1.0 / factor) < 3 * result["error"] and result["error"] < 0.03
+        assert (result["p_value"] < 1e-6) == (factor != 1.0)
+

@@ -102,6 +102,22 @@ def test_the_same_generated_events_twice_are_warned(generated_dir, tmp_path):
     assert str(signal[1]) not in warnings[0]
 
 
+def test_filtered_and_vetoed_runs_of_one_seed_are_not_the_same_events(generated_dir, tmp_path):
+    """The heavy-flavour filtered and vetoed samples of one seed share process, gen_seed and event ids."""
+    from multiscale.generation.truth_tagging import read_columns
+
+    qcd = sorted(generated_dir.glob("qcd_*_0.root"))[0]
+    halves = []
+    for name, phase_space in (("qcd_hf_1_0.root", 1), ("qcd_nohf_1_0.root", 2)):
+        columns = read_columns(qcd)
+        columns["phase_space"] = np.full(len(columns["weight"]), phase_space, dtype=np.int32)
+        write_root(tmp_path / name, columns)
+        halves.append(tmp_path / name)
+    with uproot.open(halves[0]) as handle:
+        assert handle["Events"].num_entries > 0
+    assert check(*halves) == []
+
+
 def test_train_multiscale_stops_on_an_unreadable_file(generated_dir, tmp_path):
     data = tmp_path / "hh4b"
     for split in ("train", "test"):

@@ -23,13 +23,23 @@ from multiscale.evaluation.cutbased import (
 from multiscale.evaluation.io import Prediction
 from multiscale.evaluation.likelihood import BinnedModel, ProfileError, Systematic, pyhf_model
 from multiscale.evaluation.limits import (
+    choose_score_binning,
     classifier_limit,
     expected_limit,
     expected_significance,
+    histograms_on_binning,
     merge_from_top,
     score_histograms,
 )
-from multiscale.evaluation.metrics import auc, best_significance, roc, working_point
+from multiscale.evaluation.metrics import (
+    auc,
+    best_significance,
+    choose_score_cut,
+    roc,
+    significance_at,
+    validated_significance,
+    working_point,
+)
 from multiscale.evaluation.yields import background_statistics, expected_yields, mc_statistics, yield_weights
 
 QCD, TTBAR, HH4B = 0, 1, 2
@@ -351,6 +361,111 @@ def test_classifier_limit_reports_mu_and_cross_section():
     # the binned score does better than one bin holding everything
     one_bin = expected_limit([result["S"]], [result["B"]], [result["histograms"]["background_sumw2"].sum()])
     assert result["mu_up"] < one_bin["mu_up"]
+
+
+# --- every choice on the validation sample, the number on the test sample ---------------------------------------
+
+TOY_S, TOY_B = 100.0, 1e6  # expected signal and background of the toy below
+
+
+def scored_toy(rng, n_sig=5000, n_bkg=3000):
+    """(is_signal, score, yields): signal score uniform, background density 2 (1 - x), background weights
+    log-normal (N_eff ~ n_bkg / e), normalised like yields.py to S = TOY_S, B = TOY_B. Above a
+    threshold t, S(t) = TOY_S (1 - t) and B(t) = TOY_B (1 - t)^2: every cut has the same true
+    S/sqrt(B) (a plateau, as classifiers often have), so a scan picks its sample's fluctuations."""
+    weight = rng.lognormal(0.0, 1.0, n_bkg)
+    score = np.r_[rng.uniform(size=n_sig), 1.0 - np.sqrt(rng.uniform(size=n_bkg))]
+    yields = np.r_[np.full(n_sig, TOY_S / n_sig), TOY_B * weight / weight.sum()]
+    return np.r_[np.ones(n_sig, bool), np.zeros(n_bkg, bool)], score, yields
+
+
+TOY_SIGNIFICANCE = TOY_S / np.sqrt(TOY_B)  # at every cut
+
+
+def test_best_cut_chosen_on_the_test_sample_is_biased_upward():
+    """The quoted S/sqrt(B) minus that of the same cut on a fresh sample (in units of the true S/sqrt(B)),
+    at the study's N_eff floor of 30: chosen on the test sample itself it is positive on average
+    (the scan picks the test's downward background fluctuations); chosen on a validation sample the
+    test and the fresh sample are exchangeable, so it is 0 on average."""
+    rng = np.random.default_rng(28)
+    excess, ratio = {"test": [], "validation": []}, {"test": [], "validation": []}
+    for _ in range(300):
+        test, validation, fresh = (scored_toy(rng) for _ in range(3))
+        chosen = {"test": best_significance(*test, min_background_events=30)["threshold"],
+                  "validation": choose_score_cut(*validation, min_background_events=30)}
+        for name, threshold in chosen.items():
+            quoted = significance_at(*test, threshold, min_background_events=30)["significance"]
+            on_fresh = significance_at(*fresh, threshold, min_background_events=30)["significance"]
+            excess[name].append((quoted - on_fresh) / TOY_SIGNIFICANCE)
+            ratio[name].append(quoted / TOY_SIGNIFICANCE)
+    mean = {name: np.mean(v) for name, v in excess.items()}
+    error = {name: np.std(v, ddof=1) / np.sqrt(len(v)) for name, v in excess.items()}
+    assert mean["test"] > 0.05 and mean["test"] > 5 * error["test"]  # measured: +0.078 +- 0.006
+    assert abs(mean["validation"]) < 3 * error["validation"]  # measured: -0.014 +- 0.007
+    assert np.mean(ratio["test"]) > 1.05  # quoted / true: measured 1.087 (on validation: 1.000)
+
+
+def test_significance_at_a_fixed_cut_by_hand():
+    is_signal = np.array([1, 1, 0, 0, 0, 1], bool)
+    score = np.array([0.9, 0.4, 0.8, 0.6, 0.2, 0.6])
+    y = np.array([2.0, 1.0, 4.0, 5.0, 3.0, 1.0])
+    result = significance_at(is_signal, score, y, 0.6, min_background_events=1)
+    # kept: score >= 0.6, ties included: signal 2 + 1, background 4 + 5
+    assert (result["S"], result["B"]) == (3.0, 9.0)
+    assert result["significance"] == pytest.approx(1.0)
+    assert result["background_effective_events"] == pytest.approx(81 / 41)
+    assert result["signal_efficiency"] == pytest.approx(0.75) and result["background_efficiency"] == pytest.approx(0.75)
+    assert not result["low_statistics"]
+    assert significance_at(is_signal, score, y, 0.6, min_background_events=3)["low_statistics"]
+    above = significance_at(is_signal, score, y, 0.95)  # nothing kept
+    assert above["significance"] is None and "no background" in above["note"]
+    assert significance_at(is_signal, score, y, None)["significance"] is None
+    # at the threshold it picked, the scan and the fixed cut agree
+    best = best_significance(is_signal, score, y, min_background_events=1)
+    fixed = significance_at(is_signal, score, y, best["threshold"], min_background_events=1)
+    assert {k: fixed[k] for k in best} == best
+
+
+def test_validated_significance_chooses_on_validation_and_counts_on_test():
+    validation, test = weighted_toy(seed=11), weighted_toy(seed=12)
+    result = validated_significance(validation, test, 3000.0)
+    y_val = yield_weights(validation, 3000.0)
+    threshold = best_significance(validation.is_signal, validation.score, y_val)["threshold"]
+    assert result["threshold"] == threshold == result["chosen_on_validation"]["threshold"]
+    y = yield_weights(test, 3000.0)
+    kept = test.score >= threshold
+    assert result["S"] == pytest.approx(y[kept & test.is_signal].sum())
+    assert result["B"] == pytest.approx(y[kept & ~test.is_signal].sum())
+    assert result["significance"] != result["chosen_on_validation"]["significance"]
+
+
+def test_score_binning_chosen_on_validation_is_applied_to_test():
+    validation, test = weighted_toy(seed=21), weighted_toy(seed=22)
+    edges = choose_score_binning(validation, 3000.0, n_bins=20)
+    assert edges == score_histograms(validation, 3000.0, n_bins=20)["edges"]
+    hist = score_histograms(test, 3000.0, n_bins=20, validation=validation)
+    assert hist["edges"] == edges  # not the test sample's own merging
+    assert hist["edges"] != score_histograms(test, 3000.0, n_bins=20)["edges"]
+    # every test event counts (open outer bins), each in the bin of the validation edges
+    s, b = expected_yields(test, 3000.0)
+    assert hist["signal"].sum() == pytest.approx(s) and hist["background"].sum() == pytest.approx(b)
+    y, inner = yield_weights(test, 3000.0), np.asarray(edges[1:-1])
+    in_top = ~test.is_signal & (test.score >= inner[-1])
+    assert hist["background"][-1] == pytest.approx(y[in_top].sum())
+    assert hist["low_statistics"] == bool(np.any(hist["background_effective_events"] < 10 * (1 - 1e-9)))
+    limit = classifier_limit(test, 3000.0, n_bins=20, validation=validation)
+    assert limit["histograms"]["edges"] == edges and limit["mu_up"] > 0
+
+
+def test_a_validation_bin_without_test_background_joins_its_neighbour():
+    process = np.array([HH4B, HH4B, HH4B, QCD, QCD, QCD])
+    test = toy(process, score=[0.1, 0.5, 0.95, 0.1, 0.2, 0.5], xsec_fb=np.full(6, 3.0))  # no background above 0.9
+    hist = histograms_on_binning(test, 1.0, [0.0, 0.4, 0.9, 1.0], min_effective_events=1)
+    assert hist["edges"] == [0.0, 0.4, 1.0]
+    np.testing.assert_allclose(hist["signal"], [1.0, 2.0])
+    np.testing.assert_allclose(hist["background"], [2.0, 1.0])
+    assert not hist["low_statistics"]
+    assert histograms_on_binning(test, 1.0, [0.0, 0.4, 0.9, 1.0], min_effective_events=2)["low_statistics"]
 
 
 # --- cut-based optimiser ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The mass scan's parts: the parameterised network's mass input, pT-hat biased generation, paired
 comparisons and the study's evaluation on toy prediction files."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -67,17 +68,37 @@ def test_paired_difference_and_log_ratio():
 def test_chunks_are_dealt_to_folds_round_robin(tmp_path):
     """The workflow writes chunks_per_fold files per fold: chunk c is in fold c % folds,
     and the evaluation must read the same files as the trainings did."""
-    from multiscale.study.mass_scan import event_files, fold_of
+    from multiscale.study.mass_scan import event_files, files_in, fold_of
 
-    for sub, stem in (("generated", "hh4b_mH1000_2000"), ("truth_test", "qcd_11"), ("truth_test", "ttbar_12")):
+    # a fourth background (wjets) in the study directory is read as one, whatever its name
+    for sub, stem in (("generated", "hh4b_mH1000_2000"), ("truth_test", "qcd_11"), ("truth_test", "ttbar_12"),
+                      ("truth_test", "wjets_15")):
         (tmp_path / sub).mkdir(exist_ok=True)
         for chunk in range(6):
             (tmp_path / sub / f"{stem}_{chunk}.root").touch()
     assert [fold_of(f"x_{c}.root", 3) for c in range(6)] == [0, 1, 2, 0, 1, 2]
-    files = event_files(tmp_path, 1000.0, [1], n_folds=3)
+    study = files_in(tmp_path, [1000.0, 800.0])
+    files = event_files(study, 1000.0, [1], n_folds=3)
     assert sorted(f.name for f in files) == sorted(
-        f"{stem}_{c}.root" for stem in ("hh4b_mH1000_2000", "qcd_11", "ttbar_12") for c in (1, 4))
-    assert event_files(tmp_path, 800.0, [1], n_folds=3) == [f for f in files if "hh4b" not in f.name]
+        f"{stem}_{c}.root" for stem in ("hh4b_mH1000_2000", "qcd_11", "ttbar_12", "wjets_15") for c in (1, 4))
+    assert event_files(study, 800.0, [1], n_folds=3) == [f for f in files if "hh4b" not in f.name]
+
+
+def test_the_evaluation_takes_the_files_it_is_handed(tmp_path, capsys):
+    """The workflow hands every sample's files (Study): those, and only those, are the signal and backgrounds."""
+    from multiscale.study.mass_scan import event_files, parse_args
+
+    common = ["--out", str(tmp_path), "--masses", "1000", "--models", "kin", "--folds", "2"]
+    args = parse_args([*common, "--signal-events", "1000", "s_0.root", "s_1.root", "--background-events", "wjets_0.root",
+                       "wjets_1.root", "qcd_1.root", "--training-backgrounds", "wjets_t_0.root"])
+    assert [f.name for f in event_files(args.files, 1000.0, [0], 2)] == ["s_0.root", "wjets_0.root"]
+    assert [f.name for f in args.files["training_backgrounds"]] == ["wjets_t_0.root"]
+    for wrong, message in (([], "give either --data DIR or the files"),
+                           (["--signal-events", "600", "s_0.root", "--background-events", "b_0.root"],
+                            "no signal files at m_H = 1000 GeV")):
+        with pytest.raises(SystemExit):
+            parse_args([*common, *wrong])
+        assert message in capsys.readouterr().err
 
 
 def test_predictions_concatenate_keeps_the_common_branches():
@@ -165,3 +186,92 @@ def test_detectable_difference_has_the_stated_power():
     # with the correction for overlapping folds there is a floor: no number of pairs detects less
     floor = detectable_difference(sd, 10_000, test_train_ratio=0.25)
     assert pairs_needed(sd, 0.9 * floor, test_train_ratio=0.25) is None
+
+
+# --- the evaluation end to end on toy prediction files -------------------------------------------------------
+
+
+def write_toy(path, rng, separation=1.0, n_signal=300, n_background=3000, first_event=0):
+    """Prediction (or event) file of a toy study at m_H = 1 TeV: fat jets back to back at eta 0 in the Higgs window
+    with 3 b-tags; signal m_JJ ~ 950 GeV, background falling from 500 GeV (pT-hat-like weights); the score
+    separates them by ``separation``."""
+    from tests.test_evaluate import HH4B, QCD, write_prediction
+
+    mass = np.r_[rng.normal(950.0, 50.0, n_signal), 500.0 * (1.0 + rng.pareto(3.0, n_background))]
+    process = np.r_[np.full(n_signal, HH4B), np.full(n_background, QCD)]
+    score = 1.0 / (1.0 + np.exp(-rng.normal(np.where(process == HH4B, separation, -separation), 1.0)))
+    pt = np.sqrt((mass / 2) ** 2 - 120.0**2)
+    xsec = np.where(process == HH4B, 10.0, 3e4)
+    jets = {f"{jet}_{field}": value for jet in ("fj1", "fj2") for field, value in
+            (("pt", pt), ("mass", np.full(len(mass), 120.0)), ("sdmass", np.full(len(mass), 120.0)))}
+    return write_prediction(path, score, process, xsec_fb=xsec, event_id=first_event + np.arange(len(mass)),
+                            fj1_nbtag=np.full(len(mass), 2),
+                            fj2_nbtag=np.full(len(mass), 1), **jets)
+
+
+@pytest.fixture(scope="module")
+def toy_study(tmp_path_factory):
+    """Two models (cross separates better than kin) trained on two folds of three at m_H = 1 TeV, each with its test
+    and validation predictions, the event files of the cuts; mass_scan run on it."""
+    from multiscale.study.mass_scan import main, prediction_path
+    from multiscale.study.workflow import validation_path
+
+    out = tmp_path_factory.mktemp("study")
+    rng = np.random.default_rng(5)
+    for model, separation in (("kin", 0.8), ("cross", 1.2)):
+        for fold in (0, 1):
+            path = prediction_path(out, model, 1000.0, fold, "paperb")
+            path.parent.mkdir(parents=True)
+            # the same test events for both models (one test sample per fold), scores of their own
+            write_toy(path, np.random.default_rng(10 + fold), separation)
+            write_toy(validation_path(path), np.random.default_rng(20 + fold), separation)
+    events = out / "events"
+    events.mkdir()
+    # the cuts' events, file by file (chunk c in fold c)
+    signal = [write_toy(events / f"hh4b_{c}.root", rng, n_background=0, first_event=10_000 * c) for c in range(3)]
+    background = [write_toy(events / f"qcd_{c}.root", rng, n_signal=0, first_event=10_000 * c) for c in range(3)]
+    main(["--out", str(out), "--masses", "1000", "--models", "kin", "cross", "--folds", "3", "--min-events", "150",
+          "--bootstrap", "50", "--jobs", "2", "--signal-events", "1000", *map(str, signal), "--background-events",
+          *map(str, background)])
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_results_hold_the_smooth_fit_limits_and_the_sculpting_check(toy_study):
+    out, results = toy_study
+    for model in ("kin", "cross", "cut-based"):
+        for fold in ("0", "1"):
+            entry = results["per_training"][model]["1000"][fold]
+            smooth = entry["limit_smooth"]
+            assert smooth["xsec_up_fb"] > 0 and "dijet function" in smooth["background_model"], (model, fold, smooth)
+            assert 0 <= entry["sculpting"]["p_value"] <= 1 and entry["sculpting"]["n_dof"] >= 1
+        spread = results["summary"][model]["1000"]["limit_smooth_fb"]
+        assert spread["n"] == 2 and spread["log_std"] is not None
+        assert (out / "img" / f"sculpting_{model}_mH1000.png").stat().st_size > 0
+    # the networks' cut is the one chosen on the validation fold
+    entry = results["per_training"]["cross"]["1000"]["0"]
+    assert entry["limit_smooth"]["threshold"] == entry["significance"]["chosen_on_validation"]["threshold"]
+    assert (out / "img" / "limit_vs_mass_smooth.png").stat().st_size > 0
+    assert "## Limits from a smooth background" in (out / "results.md").read_text()
+
+
+def test_results_hold_the_taggers_compared_at_fixed_signal_efficiency(toy_study):
+    out, results = toy_study
+    rejection = results["per_training"]["cross"]["1000"]["0"]["rejection_bootstrap"]
+    assert set(rejection) == {"0.30", "0.50"} and rejection["0.30"]["sd_log"] > 0
+    comparison = results["tagger_comparisons"]["cross vs kin @ 1000"]
+    assert comparison["repeats"] == "shared" and comparison["test_train_ratio"] == pytest.approx(1.0)  # 1 / (3 - 2)
+    for eff in ("0.30", "0.50"):
+        test = comparison[eff]
+        assert test["n_pairs"] == 2 and test["ratio"] > 1  # cross separates better
+        assert {"p_value", "p_holm", "detectable_ratio", "pairs_for_20_percent"} <= set(test)
+        assert test["bootstrap_sd_log"] > 0 and set(test["bootstrap"]) == {"0", "1"}
+    assert "## Taggers compared at fixed signal efficiency" in (out / "results.md").read_text()
+    assert "Nadeau-Bengio" in (out / "results.md").read_text()
+
+
+def test_the_limit_comparisons_use_the_power_of_the_noncentral_t():
+    from multiscale.evaluation import tagger_comparison
+    from multiscale.study import mass_scan
+
+    assert mass_scan.power is tagger_comparison.power
+    assert mass_scan.test_train_ratio(5) == pytest.approx(1 / 3)  # one test fold against the 3 trained on

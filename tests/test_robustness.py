@@ -336,7 +336,8 @@ def fake_datasets(root):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         with uproot.recreate(root / name) as f:
             f.mktree("Events", {b: np.float32 for b in sorted(branches)})  # a TTree, as weaver reads
-            f["Events"].extend({b: np.zeros(3, dtype=np.float32) for b in sorted(branches)})
+            f["Events"].extend({b: np.full(3, b == ("is_signal" if "hh4b" in name else "is_background"), dtype=np.float32)
+                                for b in sorted(branches)})  # one class per file: the driver wants both to train
 
 
 def run_driver(tmp_path, *args):

@@ -144,3 +144,38 @@ def test_evaluation_of_a_signed_background(merged_runs, tmp_path):
     np.testing.assert_allclose(histograms["background"], expected, rtol=1e-9)  # signed sums per bin
     limit = classifier_limit(prediction, 100.0)
     assert limit["mu_up"] is None or limit["mu_up"] > 0
+
+
+def test_a_chunk_whose_signed_weights_sum_to_no_cross_section_is_refused_downstream(tmp_path):
+    """The FxFx file's first 15 events as one chunk: its signed weights sum to < 0 (acceptance -0.5, every
+    weight's sign flipped by the normalisation). Truth tagging wrote its copies and the evaluation gave B < 0
+    with exit 0; both now stop with one line naming the file, the branch and the fix."""
+    from conftest import FXFX_FILE, Z_THRESHOLDS
+    from test_generator import run_generator
+
+    result = run_generator("--process", "qcd", "--lhe", FXFX_FILE, "--merging-scale", "20", "--events", "15",
+                           "--events-per-file", "15", *Z_THRESHOLDS, "--outdir", tmp_path / "gen", check=False)
+    if result.returncode != 0:  # the generator may say it first: then in one line with the fix
+        assert "--events-per-file" in result.stderr and "Traceback" not in result.stderr
+        return
+    (chunk,) = (tmp_path / "gen").glob("qcd_*_0.root")
+    events = uproot.open(chunk)["Events"].arrays(["weight", "acceptance", "xsec_fb"], library="np")
+    assert events["weight"].sum() < 0 and np.all(events["acceptance"] < 0)  # the case itself
+
+    for mode in ("test", "train"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.truth_tag_main(["--mode", mode, "--outdir", str(tmp_path / mode), str(chunk)])
+        message = str(exit_info.value.code)
+        assert f"{chunk}: branch 'acceptance' is" in message and "--events-per-file" in message
+        assert not (tmp_path / mode).exists()
+
+    n = len(events["weight"])
+    process = np.r_[np.full(n, HH4B), np.full(n, QCD)]
+    path = write_prediction(tmp_path / "pred.root", np.linspace(0, 1, 2 * n), process,
+                            xsec_fb=np.r_[np.full(n, 3.0), events["xsec_fb"]],
+                            acceptance=np.r_[np.ones(n), events["acceptance"]],
+                            weight=np.r_[np.full(n, 0.01), events["weight"]])
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_main([str(path), "--outdir", str(tmp_path / "out")])
+    assert f"{path}: sample qcd: branch 'acceptance' is -0.5 (<= 0)" in str(exit_info.value.code)
+    assert not (tmp_path / "out").exists()

@@ -4,12 +4,20 @@ Three generator runs with the study's QCD settings (pT-hat > 200 GeV, biased wit
 jets above 250 GeV), truth-tagged: an inclusive sample in two halves (files), a vetoed one and a
 filtered one. The stitched sample (vetoed + filtered) must agree with the inclusive sample in
 weighted yields per (leading fat-jet pT) x (truth-tag class) bin within their MC uncertainties
-(evaluation/stitching.py: a chi2 with the full covariance of the truth-tag copies). Two wrong
-stitchings must fail the same test: the veto dropped (the inclusive second half in place of the
-vetoed sample, against the first half: the heavy-flavour events counted twice) and a wrong filter
-efficiency (the filtered sample's cross section not scaled by it). Measured at these sizes: p = 0.39
-for the correct stitching, 0.0013 with the veto dropped, 3e-12 with the wrong efficiency; two halves
-of the inclusive sample against each other: p = 0.08.
+(evaluation/stitching.py), by two statistics: the chi2 with the full covariance of the truth-tag
+copies, and the fit of the filtered part's scale mu (one degree of freedom, aimed at its
+normalisation); a stitching passes when both p-values, Bonferroni-corrected (x 2), are above 0.01.
+Two wrong stitchings must fail: the veto dropped (the inclusive second half in place of the vetoed
+sample, against the first half: the heavy-flavour events counted twice) and a wrong filter
+efficiency (the filtered sample's cross section not scaled by it).
+
+Measured at these sizes (the labelling of btagging.py, one hadron per subjet): correct stitching
+chi2 p = 0.20, mu = 0.07 +- 0.40 (p = 0.020); veto dropped chi2 p = 0.019, mu = -0.29 +- 0.37
+(p = 4.5e-4); wrong efficiency chi2 p ~ 1e-13. A 10% error in the filtered normalisation is out of
+reach: mu's error is 0.40, because the filtered part rests on ~50 effective MC events (160
+filtered events, pT-hat weights) and the inclusive sample's >= 3-tag yield on 13; deciding
+10% at p < 0.01 with 80% power needs an error of 0.029, ~190x these events on both sides
+(``test_a_ten_percent_error_in_the_filtered_normalisation``, an expected failure).
 """
 
 import numpy as np
@@ -57,20 +65,30 @@ def stitched(*parts):
     return Prediction.concatenate(list(parts))
 
 
+def combined_p(result):
+    """The smaller p-value of the chi2 and of the filtered scale, Bonferroni-corrected for the two."""
+    return min(1.0, 2 * min(result["p_value"], result["filtered_scale"]["p_value"]))
+
+
+def report(what, result):
+    scale = result["filtered_scale"]
+    print(f"{what}: chi2 = {result['chi2']:.1f} / {result['ndf']}, p = {result['p_value']:.2g}; filtered scale "
+          f"mu = {scale['mu']:.2f} +- {scale['error']:.2f}, p = {scale['p_value']:.2g}; per tag class pulls "
+          f"{[round(c['pull'], 2) for c in result['per_tag_class']]}")
+
+
 def test_vetoed_plus_filtered_reproduces_the_inclusive_sample(samples):
     result = stitching.compare(samples["inclusive"], stitched(samples["vetoed"], samples["filtered"]), LUMINOSITY)
-    print(f"stitched vs inclusive: chi2 = {result['chi2']:.1f} / {result['ndf']}, p = {result['p_value']:.3f}; "
-          f"total pull {result['total']['pull']:+.2f}; per tag class "
-          f"{[round(c['pull'], 2) for c in result['per_tag_class']]}")
-    assert result["p_value"] > 0.01
-    # the filtered sample carries most of the >= 3-tag yield: the reason it exists
+    report("stitched vs inclusive", result)
+    assert combined_p(result) > 0.01
+    # the filtered sample carries most of the 4-tag yield: the reason it exists
     # (the yields of one half alone are refused: it is not the whole process)
     both = stitched(samples["vetoed"], samples["filtered"])
     bins, _ = stitching.bin_of(both)
     weights = yield_weights(both, LUMINOSITY)
-    three_tags = (bins >= 0) & (bins % 4 >= 2)
+    four_tags = (bins >= 0) & (bins % 4 == 3)
     from_filter = np.asarray(both.arrays["phase_space"]) == PHASE_SPACES["hf_filtered"]
-    assert weights[three_tags & from_filter].sum() > weights[three_tags & ~from_filter].sum()
+    assert weights[four_tags & from_filter].sum() > weights[four_tags & ~from_filter].sum()
 
 
 def test_the_comparison_fails_with_the_veto_dropped(samples):
@@ -78,8 +96,8 @@ def test_the_comparison_fails_with_the_veto_dropped(samples):
     wrong = Prediction(samples["inclusive_b"].path, dict(samples["inclusive_b"].arrays))
     wrong.arrays["phase_space"] = np.full(len(wrong), PHASE_SPACES["hf_vetoed"])
     result = stitching.compare(samples["inclusive_a"], stitched(wrong, samples["filtered"]), LUMINOSITY)
-    print(f"veto dropped: chi2 = {result['chi2']:.1f} / {result['ndf']}, p = {result['p_value']:.2g}")
-    assert result["p_value"] < 0.01
+    report("veto dropped", result)
+    assert combined_p(result) < 0.01
 
 
 def test_the_comparison_fails_with_a_wrong_filter_efficiency(samples):
@@ -87,5 +105,21 @@ def test_the_comparison_fails_with_a_wrong_filter_efficiency(samples):
     wrong = Prediction(samples["filtered"].path, dict(samples["filtered"].arrays))
     wrong.arrays["xsec_fb"] = np.asarray(samples["inclusive"].arrays["xsec_fb"]).mean() * np.ones(len(wrong))
     result = stitching.compare(samples["inclusive"], stitched(samples["vetoed"], wrong), LUMINOSITY)
-    print(f"wrong filter efficiency: chi2 = {result['chi2']:.1f} / {result['ndf']}, p = {result['p_value']:.2g}")
-    assert result["p_value"] < 0.01
+    report("wrong filter efficiency", result)
+    assert combined_p(result) < 0.01
+
+
+def with_filtered_xsec(samples, factor):
+    """The filtered sample with its cross section (its normalisation in the yields) times ``factor``."""
+    wrong = Prediction(samples["filtered"].path, dict(samples["filtered"].arrays))
+    wrong.arrays["xsec_fb"] = np.asarray(samples["filtered"].arrays["xsec_fb"]) * factor
+    return wrong
+
+
+
+@pytest.mark.xfail(strict=True, reason="mu's error at these sizes is ~0.4: a 10% error needs ~190x the events")
+def test_a_ten_percent_error_in_the_filtered_normalisation(samples):
+    result = stitching.compare(samples["inclusive"], stitched(samples["vetoed"], with_filtered_xsec(samples, 1.1)),
+                               LUMINOSITY)
+    report("filtered cross section x 1.1", result)
+    assert combined_p(result) < 0.01

@@ -8,7 +8,8 @@ import uproot
 
 from multiscale.generation.btagging import FLAVOUR_B, FLAVOUR_C, FLAVOUR_LIGHT, TagEfficiencies, apply_tagging
 from multiscale.generation.truth_tagging import (
-    FLAVOUR_BRANCHES, SUBJET_SLOTS, class_probabilities, configuration_probabilities, expand, truth_tag_file,
+    FLAVOUR_BRANCHES, SUBJET_SLOTS, class_probabilities, configuration_probabilities, expand, read_columns,
+    truth_tag_file,
 )
 from multiscale.schema import N_OBJECTS
 
@@ -229,3 +230,143 @@ def test_the_region_copies_give_the_region_yield_of_each_sample():
     assert full[0] < 0.1 * 3000.0 * 1e3 * 0.3  # the light sample is rarely in the region: the test can tell
     for code in (0, 1):
         assert region[code] == pytest.approx(full[code], rel=1e-9)
+
+
+# --- inputs refused before anything is written -----------------------------------------------------------------
+
+QCD, TTBAR = 0, 1
+INCLUSIVE, FILTERED, VETOED = 0, 1, 2
+
+
+def schema_file(path, process=QCD, phase_space=INCLUSIVE, seed=7, n=200, **overrides):
+    """A generator-like file: toy subjets, the identity and normalisation branches (``overrides`` replace them)."""
+    from multiscale.generation.writer import write_root
+
+    columns, _, _ = toy_columns(n, seed=seed + 100 * phase_space)
+    columns.update(process=np.full(n, process, np.int32), phase_space=np.full(n, phase_space, np.int32),
+                   gen_seed=np.full(n, seed, np.int64), label=np.zeros(n, np.int32),
+                   xsec_fb=np.full(n, 1e4), acceptance=np.full(n, 0.5))
+    columns.update({name: np.asarray(values, dtype=np.float64) for name, values in overrides.items()})
+    write_root(path, columns)
+    return path
+
+
+def refusal(files, mode, outdir):
+    """The one-line error of truth_tag.py on ``files`` (it must refuse them)."""
+    from multiscale.generation.cli import truth_tag_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        truth_tag_main(["--mode", mode, "--outdir", str(outdir), *map(str, files)])
+    message = str(exit_info.value.code)
+    assert message.startswith("truth_tag.py: error: ") and "\n" not in message
+    assert not outdir.exists()  # nothing written, not even the directory
+    return message
+
+
+@pytest.mark.parametrize("case", ["only the vetoed half", "inclusive and both halves", "one file twice",
+                                  "one name from two directories", "the same events under two names"])
+def test_truth_tag_refuses_the_mixtures_the_evaluation_refuses(tmp_path, case):
+    """The files of a --mode train call are one training mixture: a process from its inclusive sample or
+    from both heavy-flavour samples (the evaluation's rule), every file once. All of these exited 0."""
+    ttbar = schema_file(tmp_path / "ttbar_9_0.root", TTBAR, seed=9)
+    vetoed = schema_file(tmp_path / "qcd_nohf_11_0.root", phase_space=VETOED, seed=11)
+    filtered = schema_file(tmp_path / "qcd_hf_13_0.root", phase_space=FILTERED, seed=13)
+    inclusive = schema_file(tmp_path / "qcd_12_0.root", seed=12)
+    (tmp_path / "copy").mkdir()
+    files, expected = {
+        "only the vetoed half": ([vetoed, ttbar], ["qcd_nohf_11_0.root", "process qcd", "missing", "hf_filtered",
+                                                  "--hf-filter require"]),
+        "inclusive and both halves": ([inclusive, vetoed, filtered, ttbar], ["qcd_12_0.root", "qcd_nohf_11_0.root",
+                                                                              "qcd_hf_13_0.root", "double counting"]),
+        "one file twice": ([vetoed, filtered, ttbar, ttbar], ["ttbar_9_0.root is given twice"]),
+        "one name from two directories": ([vetoed, filtered, ttbar, schema_file(tmp_path / "copy" / "ttbar_9_0.root",
+                                                                                TTBAR, seed=19)],
+                                          ["both be written to", "ttbar_9_0.root"]),
+        "the same events under two names": ([vetoed, filtered, ttbar,
+                                             schema_file(tmp_path / "ttbar_copy.root", TTBAR, seed=9)],
+                                            ["ttbar_9_0.root and", "ttbar_copy.root hold the same generated events"]),
+    }[case]
+    message = refusal(files, "train", tmp_path / "out")
+    assert all(text in message for text in expected), message
+
+
+def test_truth_tag_takes_the_mixtures_the_evaluation_takes(tmp_path):
+    """Both halves (train: one mixture); in test mode, where each file is tagged on its own (the workflow
+    tags one chunk per call), one half alone or the inclusive sample with both, and the test sample's
+    mixture is checked by the evaluation."""
+    from multiscale.evaluation.io import PredictionError, read_event_files
+    from multiscale.evaluation.yields import yield_weights
+    from multiscale.generation.cli import truth_tag_main
+
+    vetoed = schema_file(tmp_path / "qcd_nohf_11_0.root", phase_space=VETOED, seed=11)
+    filtered = schema_file(tmp_path / "qcd_hf_13_0.root", phase_space=FILTERED, seed=13)
+    ttbar = schema_file(tmp_path / "ttbar_9_0.root", TTBAR, seed=9)
+    train = ["--mode", "train", "--outdir", str(tmp_path / "train")]
+    assert truth_tag_main([*train, *map(str, (vetoed, filtered, ttbar))]) == 0
+    assert truth_tag_main(["--mode", "test", "--outdir", str(tmp_path / "test"), str(vetoed)]) == 0
+    inclusive = schema_file(tmp_path / "qcd_12_0.root", seed=12)  # the stitching test tags it next to both halves
+    test_all = ["--mode", "test", "--outdir", str(tmp_path / "all")]
+    assert truth_tag_main([*test_all, *map(str, (inclusive, vetoed, filtered))]) == 0
+    copies = read_event_files([tmp_path / "test" / vetoed.name], ["process", "phase_space", "weight", "xsec_fb",
+                                                                 "acceptance", "gen_seed", "event_id"])
+    copies.arrays["is_signal"] = np.zeros(len(copies.arrays["weight"]))
+    with pytest.raises(PredictionError, match="missing"):  # the same rule, where the test files meet
+        yield_weights(copies, 1.0)
+
+
+@pytest.mark.parametrize("mode", ["test", "train"])
+@pytest.mark.parametrize("branch, values, expected", [
+    ("acceptance", -0.5, "branch 'acceptance' is -0.5 (<= 0)"),
+    ("acceptance", 0.0, "branch 'acceptance' is 0 (<= 0)"),
+    ("acceptance", np.nan, "branch 'acceptance' is NaN or infinite"),
+    ("xsec_fb", np.inf, "branch 'xsec_fb' is NaN or infinite"),
+    ("weight", -1.0, "the 'weight' sums to -200"),
+])
+def test_truth_tag_refuses_a_file_that_cannot_be_normalised(tmp_path, mode, branch, values, expected):
+    """A chunk of signed (NLO) weights that sum to <= 0 (the FxFx file cut into 15-event chunks gives
+    acceptance -0.5 and 0), or a NaN: its copies would carry negative or NaN yields. They were written."""
+    bad = schema_file(tmp_path / "qcd_5_1.root", seed=5, **{branch: np.full(200, values)})
+    good = schema_file(tmp_path / "qcd_5_0.root", seed=6)
+    message = refusal([good, bad], mode, tmp_path / "out")
+    assert "qcd_5_1.root: " + expected in message and "qcd_5_0" not in message
+    if branch != "xsec_fb" and np.isfinite(values):
+        assert "--events-per-file" in message  # the fix
+
+
+def test_truth_tag_refuses_test_copies_whose_region_sums_to_no_cross_section(tmp_path):
+    """Signed weights: a file whose weights sum to > 0 can still hold <= 0 inside the tag region (here a
+    four-b event of weight -1 and a light one of +2): its region copies would get acceptance < 0."""
+    from multiscale.generation.cli import truth_tag_main
+
+    from multiscale.generation.writer import write_root
+
+    path = schema_file(tmp_path / "qcd_3_0.root", seed=3, n=2, weight=[-1.0, 2.0])
+    columns = read_columns(path)
+    mask = np.ones((2, N_OBJECTS), dtype=np.float32)  # every subjet present
+    columns["obj_mask"] = ak.from_regular(mask, axis=1)
+    for name in FLAVOUR_BRANCHES:
+        columns[name] = np.array([FLAVOUR_B, FLAVOUR_LIGHT], dtype=np.int32)
+    write_root(path, columns)
+    with pytest.raises(SystemExit) as exit_info:
+        truth_tag_main(["--mode", "test", "--min-tags", "2", "--outdir", str(tmp_path / "out"), str(path)])
+    assert "qcd_3_0.root: its copies in the region of >= 2 b-tagged subjets" in str(exit_info.value.code)
+    assert "<= 0" in str(exit_info.value.code)
+    assert not (tmp_path / "out" / path.name).exists()
+    # given after a good file, it is refused before the good one is written: nothing half-done
+    good = schema_file(tmp_path / "qcd_5_0.root", seed=5)
+    with pytest.raises(SystemExit):
+        truth_tag_main(["--mode", "test", "--min-tags", "2", "--outdir", str(tmp_path / "both"), str(good), str(path)])
+    assert not (tmp_path / "both" / good.name).exists()
+    # the whole file (no region) sums to +1: tagged
+    assert truth_tag_main(["--mode", "test", "--outdir", str(tmp_path / "all"), str(path)]) == 0
+
+
+def test_truth_tag_train_mode_takes_an_empty_chunk(tmp_path):
+    """A chunk where no event passed (a 0-event file) was an IndexError traceback in train mode."""
+    from multiscale.generation.cli import truth_tag_main
+
+    empty = schema_file(tmp_path / "qcd_4_1.root", seed=4, n=0)
+    full = schema_file(tmp_path / "qcd_4_0.root", seed=4)
+    assert truth_tag_main(["--mode", "train", "--outdir", str(tmp_path / "out"), str(full), str(empty)]) == 0
+    with uproot.open(tmp_path / "out" / empty.name) as handle:
+        assert handle["Events"].num_entries == 0

@@ -51,6 +51,8 @@ def test_every_profile_builds_the_whole_dag(profile, tmp_path):
         # per mass and fold trained, and the parameterised model's per fold (when the config asks for it)
         "split": sum(study.repeats_at(mass) for mass in study.masses) + param * int(study.config["repeats"]),
         "param_config": param * (1 + len(study.masses)), "train": len(study.trainings()),
+        # every training's validation fold (the parameterised model's: in predict_param, with its test fold)
+        "predict_validation": len([run for run in study.trainings() if run[0] != "param"]),
         "predict_param": param * int(study.config["repeats"]) * len(study.masses), "evaluate": 1, "report": 1, "all": 1}
     assert job_stats(result.stdout + result.stderr) == {rule: jobs for rule, jobs in expected.items() if jobs}
 
@@ -63,8 +65,87 @@ def test_the_gpu_settings_share_gpus_through_slots(tmp_path):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert job_stats(log)["gpu_check"] == 1 and job_stats(log)["train"] == 2 * 5 * 3
-    trainings = [line for line in log.splitlines() if "train_multiscale.sh" in line]
-    assert len(trainings) == 30 and all("gpu_slots --gpus 1 --per-gpu 10" in line for line in trainings)
+    trainings = [line for line in log.splitlines() if "train_multiscale.sh" in line and "--data-train" in line]
+    predictions = [line for line in log.splitlines() if "train_multiscale.sh predict" in line]  # validation folds
+    assert len(trainings) == len(predictions) == 30
+    assert all("gpu_slots --gpus 1 --per-gpu 10" in line for line in trainings + predictions)
+
+
+def dry_run(workdir, *args, overlay=None):
+    """The tiny study's dry run, ``overlay`` (a dict) laid over its config."""
+    files = list(TINY)
+    if overlay is not None:
+        (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+        files.append(str(workdir / "overlay.yaml"))  # one --configfile: a second one would replace the first
+    result = subprocess.run(snakemake_command(workdir, "-n", "-p", "--cores", "2", *files, *args), cwd=REPO,
+                            capture_output=True, text=True)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("masses, expected", [("1000", [1000]), ("1000,2000", [1000, 2000])])
+def test_masses_on_the_command_line_are_taken_as_numbers(tmp_path, masses, expected):
+    status, log = dry_run(tmp_path, "--config", f"masses={masses}", "repeats_ref=1")
+    assert status == 0 and "Traceback" not in log, log[-3000:]
+    evaluate = next(line for line in log.splitlines() if "multiscale.study.mass_scan" in line)
+    assert f"--masses {' '.join(map(str, expected))} " in evaluate
+
+
+@pytest.mark.parametrize("overlay, message", [
+    # training r tests on fold r: folds 3 and 4 do not exist
+    ({"repeats": 5}, "workflow config: error: repeats: 5 trainings need 5 folds (training r tests on fold r), but "
+                     "folds is 3"),
+    # ... and chooses its cuts on fold r + 1: with two folds nothing is left to train on
+    ({"folds": 2}, "workflow config: error: folds: 2 folds leave no training events"),
+    # QCD's heavy-flavour-required half turned inclusive: the vetoed half has no complement, the inclusive overlaps
+    ({"backgrounds": {"qcd_hf": {"process": "qcd", "events": 6, "seed": 13, "options": ["--pthat-min", "200"]}}},
+     "workflow config: error: backgrounds: process qcd has qcd (--hf-filter veto), qcd_hf (inclusive)"),
+    ({"masses": "1000,heavy"}, "workflow config: error: masses: 'heavy' is not a number"),
+    # the limits' tag categories cut the region of >= min_tags (3) tags into parts
+    ({"categories": [2, 3, 4]}, "workflow config: error: categories: [2, 3, 4] do not cut the region of >= 3 tags"),
+])
+def test_a_wrong_setting_is_one_line_in_the_dry_run(tmp_path, overlay, message):
+    status, log = dry_run(tmp_path, overlay=overlay)
+    errors = [line for line in log.splitlines() if "error" in line.lower()]
+    assert status != 0 and errors == [line for line in errors if line.startswith(message)] and len(errors) == 1, log[-3000:]
+    assert "Traceback" not in log and 'File "' not in log
+
+
+@pytest.mark.parametrize("settings, tags, categories", [
+    ([], 3, "3 4"), (["--config", "min_tags=2"], 2, "2 3 4"), (["--config", "categories=[3]"], 3, "3")])
+def test_the_region_and_its_categories_reach_the_truth_tagging_and_the_evaluation(tmp_path, settings, tags, categories):
+    """The analysis region (min_tags, default 3) is where every sample is truth-tagged (training and test copies) and
+    evaluated; the limits combine its tag categories (default: one per tag count)."""
+    status, log = dry_run(tmp_path, *settings)
+    assert status == 0 and "Traceback" not in log, log[-3000:]
+    tagging = [line for line in log.splitlines() if "tools/truth_tag.py" in line]
+    assert {"--mode test", "--mode train"} <= {mode for line in tagging for mode in re.findall(r"--mode \w+", line)}
+    assert all(f"--min-tags {tags} " in line for line in tagging)
+    evaluate = next(line for line in log.splitlines() if "multiscale.study.mass_scan" in line)
+    assert f"--min-tags {tags} --categories {categories} " in evaluate
+
+
+def test_a_fourth_background_is_trained_on_tested_and_evaluated(tmp_path):
+    """The tiny study with ttbar in its two heavy-flavour halves: the new sample's files are handed by name to every
+    training (train and test sets), to the parameterised model's predictions and to the evaluation (cuts)."""
+    four = {"backgrounds": {"ttbar": {**TINY_CONFIG["backgrounds"]["ttbar"], "options": ["--hf-filter", "veto"]},
+                            "ttbar_hf": {"process": "ttbar", "events": 6, "seed": 14, "options": ["--hf-filter", "require"]}}}
+    status, log = dry_run(tmp_path, overlay=four)
+    assert status == 0, log[-3000:]
+    commands = [line for line in log.splitlines() if "train_multiscale.sh" in line or "multiscale.study.mass_scan" in line]
+    trainings = [line for line in commands if "--data-train" in line]
+    assert len(trainings) == 2  # kin and cross_param, fold 0
+    for line in trainings:  # fold 0: tested on fold 0, validated on fold 1, trained on fold 2
+        train, test = line.split("--data-train ", 1)[1].split(" --data-test ")
+        assert "/train/ttbar_hf_14_2.root" in train and "_14_1.root" not in train
+        assert "/test/ttbar_hf_14_0.root" in test.split(" -o ")[0]
+    predictions = [line for line in commands if "train_multiscale.sh predict" in line]
+    assert len(predictions) == 2  # kin's validation fold; cross_param's test and validation folds (one job)
+    assert all("/validation/ttbar_hf_14_1.root" in line for line in predictions if "_validation." in line)
+    assert any("/test/ttbar_hf_14_0.root" in line for line in predictions)
+    evaluate = next(line for line in commands if "multiscale.study.mass_scan" in line)
+    background, training = evaluate.split("--background-events ", 1)[1].split(" --training-backgrounds ")
+    assert all(f"truth_test/ttbar_hf_14_{c}.root" in background for c in (0, 1, 2))
+    assert all(f"truth_train_physical/ttbar_hf_14_{c}.root" in training for c in (0, 1, 2))
 
 
 def start(workdir, log, *args):
@@ -167,11 +248,16 @@ def test_a_tiny_study_killed_and_resumed_redoes_only_the_unfinished_jobs(tmp_pat
 
     results = json.loads((out / "results.json").read_text())
     assert {"kin", "cross_param", "cut-based"} <= set(results["summary"])
+    assert (results["min_tags"], results["tag_categories"]) == (3, ["3", "4"])  # the region and its limits' categories
     # the cuts pooled over the folds where a selection was found (the tiny background may leave none)
     found = [fold for fold, entry in results["per_training"]["cut-based"]["1000"].items() if entry.get("selection")]
     assert ("cut-based pooled" in results["summary"]) == bool(found)
     report = (out / "report.html").read_text()
-    assert report.count('src="data:image/png;base64,') == 5  # the limit (3), significance and ROC plots, in the file
+    # the limit (4: template x 3, smooth fit), significance and ROC plots, and a sculpting plot per model, in the file
+    assert report.count('src="data:image/png;base64,') >= 6 and "limit_vs_mass_smooth.png" in report
+    assert "sculpting_kin_mH1000.png" in report
+    kin = results["per_training"]["kin"]["1000"]["0"]
+    assert "limit_smooth" in kin and kin["validation_file"].endswith("pred_validation.root")
     assert "m_H = 1000 GeV" in report and "<table>" in report and "generate" in report  # tables, wall times
 
 
@@ -189,11 +275,13 @@ def test_a_failing_job_names_itself_and_the_others_finish(tmp_path):
     data, out = tmp_path / TINY_CONFIG["data"], tmp_path / TINY_CONFIG["out"]
     assert result.returncode != 0
     errors = [block.split("Job ", 1)[0] for block in log.split("Error in rule ")[1:]]
-    assert len(errors) == 2 and all(error.startswith("generate:") and "ttbar_12_" in error for error in errors), log[-3000:]
+    ttbar_jobs = TINY_CONFIG["folds"] * TINY_CONFIG.get("chunks_per_fold", 1)  # one generation job per file
+    assert len(errors) == ttbar_jobs, log[-3000:]
+    assert all(error.startswith("generate:") and "ttbar_12_" in error for error in errors), log[-3000:]
     assert any(f"log: {data}/logs/generate/ttbar_12_0.log" in error for error in errors)
     assert "generate_events.py: error: --pthat-min must lie in" in (data / "logs/generate/ttbar_12_0.log").read_text()
     assert not list((data / "generated").glob("ttbar*"))
-    for name in ("hh4b_mH1000_2000_0", "hh4b_mH1000_2000_1", "qcd_nohf_11_0", "qcd_nohf_11_1", "qcd_hf_13_0", "qcd_hf_13_1"):
+    for name in (f"{sample}_{fold}" for sample in ("hh4b_mH1000_2000", "qcd_nohf_11", "qcd_hf_13") for fold in range(ttbar_jobs)):
         path = data / "generated" / f"{name}.root"
         assert uproot.open(path)["Events"].num_entries == json.loads(path.with_suffix(".json").read_text())["n_accepted"]
     assert (data / "truth_test" / "qcd_nohf_11_0.root").exists()  # the jobs that did not need ttbar ran

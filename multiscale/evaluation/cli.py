@@ -63,6 +63,10 @@ def evaluate_parser():
 def check_args(args):
     if args.names is not None and len(args.names) != len(args.predictions):
         fail(EVALUATE, f"--names has {len(args.names)} entries for {len(args.predictions)} prediction files; give one per file")
+    resolved = [Path(path).resolve() for path in args.predictions]
+    twice = next((path for i, path in enumerate(args.predictions) if resolved[i] in resolved[:i]), None)
+    if twice is not None:  # a repeated training that is not one: its spread would shrink
+        fail(EVALUATE, f"{twice} is given twice: each file is one training; give each file once")
     if args.lumi <= 0:
         fail(EVALUATE, f"--lumi must be positive, got {args.lumi:g}")
     if args.mH <= 0:

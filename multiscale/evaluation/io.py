@@ -131,7 +131,7 @@ def _check_content(prediction):
     if prediction.n_signal == 0 or prediction.n_background == 0:
         raise PredictionError(
             f"{prediction.path}: needs signal and background events, found {prediction.n_signal} signal "
-            f"and {prediction.n_background} background ('{TRUTH_BRANCH}')"
+            f"and {prediction.n_background} background ('{TRUTH_BRANCH}'): predict on a test sample that holds both"
         )
     for name in (SCORE_BRANCH, "weight"):
         if name in prediction.arrays and not np.all(np.isfinite(prediction.arrays[name])):

@@ -22,7 +22,9 @@ mu_up * xsec_fb (the ``xsec_fb`` of the signal events: sigma x BR as generated).
 Histograms of the classifier score (:func:`score_histograms`) start from bins of equal signal
 efficiency and merge neighbours from the high-score end until every bin holds background with at
 least ``MIN_BACKGROUND_EVENTS`` effective MC events and a positive yield: a bin of background
-resting on a few weighted events would dominate the limit with an unreliable b_k.
+resting on a few weighted events would dominate the limit with an unreliable b_k. The binning is a
+choice: :func:`choose_score_binning` makes it on a validation sample and :func:`histograms_on_binning`
+applies it to the test sample (``score_histograms(test, ..., validation=validation)`` does both).
 """
 
 import numpy as np
@@ -131,6 +133,19 @@ def merge_from_top(background, background_sumw2, min_effective_events=MIN_BACKGR
     return sorted(starts)
 
 
+def per_bin_sumw2(bin_index, yields, n_bins, event=None):
+    """Per bin (``bin_index`` in 0..n_bins-1 for each entry), the sum over events of (the event's yield in
+    the bin)^2: the copies of one ``event`` (yields.event_index) in a bin are summed before squaring."""
+    bin_index, yields = np.asarray(bin_index, dtype=np.int64), np.asarray(yields, dtype=np.float64)
+    if event is None:
+        return np.bincount(bin_index, weights=np.square(yields), minlength=n_bins)
+    event = np.unique(np.asarray(event), return_inverse=True)[1].ravel()
+    n_events = int(event.max(initial=-1)) + 1
+    pairs, pair_of_entry = np.unique(bin_index * n_events + event, return_inverse=True)
+    per_pair = np.bincount(pair_of_entry.ravel(), weights=yields, minlength=len(pairs))
+    return np.bincount(pairs // n_events, weights=np.square(per_pair), minlength=n_bins)
+
+
 def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_BACKGROUND_EVENTS, event=None,
                   variations=None):
     """Signal and background yields and background sumw2 per bin, bins merged by :func:`merge_from_top`.
@@ -154,13 +169,7 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
     b_event = None if event is None else np.unique(np.asarray(event)[inside][~sig], return_inverse=True)[1].ravel()
 
     def sumw2_of(bin_of_entry, n):
-        """Per bin of ``bin_of_entry`` (n bins), sum over events of (their yield in the bin)^2."""
-        if b_event is None:
-            return np.bincount(bin_of_entry, weights=np.square(b_yield), minlength=n)
-        n_events = int(b_event.max(initial=-1)) + 1
-        pairs, pair_of_entry = np.unique(bin_of_entry.astype(np.int64) * n_events + b_event, return_inverse=True)
-        per_pair = np.bincount(pair_of_entry.ravel(), weights=b_yield, minlength=len(pairs))
-        return np.bincount(pairs // n_events, weights=np.square(per_pair), minlength=n)
+        return per_bin_sumw2(bin_of_entry, b_yield, n, b_event)
 
     def range_sumw2(lo, hi):
         return float(sumw2_of(((b_index >= lo) & (b_index < hi)).astype(np.int64), 2)[1])
@@ -186,12 +195,20 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
             "signal": np.bincount(merged[index[sig]], weights=varied[sig], minlength=len(starts)),
             "background": np.bincount(merged[index[~sig]], weights=varied[~sig], minlength=len(starts)),
         }
-    result["background_effective_events"] = effective_events(result["background"], result["background_sumw2"])
-    result["low_statistics"] = not bool(
-        np.all(enough_events(result["background_effective_events"], min_effective_events))
-        and np.all(result["background"] > 0)
+    return _flag_low_statistics(result, min_effective_events)
+
+
+def _flag_low_statistics(histograms, min_effective_events):
+    """Set ``background_effective_events``, ``min_effective_events`` and ``low_statistics`` (some bin with
+    background N_eff < min_effective_events or without background) of ``histograms``."""
+    histograms["background_effective_events"] = effective_events(histograms["background"],
+                                                                  histograms["background_sumw2"])
+    histograms["min_effective_events"] = min_effective_events
+    histograms["low_statistics"] = not bool(
+        np.all(enough_events(histograms["background_effective_events"], min_effective_events))
+        and np.all(histograms["background"] > 0)
     )
-    return result
+    return histograms
 
 
 def equal_signal_efficiency_edges(signal_score, signal_yields, n_bins):
@@ -206,13 +223,22 @@ def equal_signal_efficiency_edges(signal_score, signal_yields, n_bins):
     return np.unique(inner)
 
 
-def score_histograms(prediction, luminosity_fb, n_bins=10, min_effective_events=MIN_BACKGROUND_EVENTS):
+def score_histograms(prediction, luminosity_fb, n_bins=10, min_effective_events=MIN_BACKGROUND_EVENTS,
+                     validation=None):
     """Histograms of ``score_is_signal`` for a limit (see :func:`binned_yields` for the result).
 
     ``n_bins`` bins of equal expected signal yield, merged from the high-score end until every bin
     keeps background N_eff >= min_effective_events and a positive background yield. A bin k holds
     edges[k] <= score < edges[k+1], the last one its upper edge (the highest score) too.
+
+    ``validation`` (a Prediction of other events): the binning is chosen on it
+    (:func:`choose_score_binning`) and applied to ``prediction`` (:func:`histograms_on_binning`).
+    Without it the binning is chosen on ``prediction`` itself, whose background fluctuations then
+    shape the bins it is evaluated in.
     """
+    if validation is not None:
+        edges = choose_score_binning(validation, luminosity_fb, n_bins, min_effective_events)
+        return histograms_on_binning(prediction, luminosity_fb, edges, min_effective_events)
     yields = yield_weights(prediction, luminosity_fb)
     score, is_signal = prediction.score, prediction.is_signal
     inner = equal_signal_efficiency_edges(score[is_signal], yields[is_signal], n_bins)
@@ -221,6 +247,31 @@ def score_histograms(prediction, luminosity_fb, n_bins=10, min_effective_events=
     bin_index = np.searchsorted(inner, score, side="right")
     return binned_yields(bin_index, edges, is_signal, yields, min_effective_events, event_index(prediction),
                          btag_variations(prediction))
+
+
+def choose_score_binning(validation, luminosity_fb, n_bins=10, min_effective_events=MIN_BACKGROUND_EVENTS):
+    """The score bin edges of :func:`score_histograms` on the ``validation`` sample (equal signal
+    efficiency, merged until every bin has background N_eff >= min_effective_events): the choice to
+    apply to the test sample with :func:`histograms_on_binning`."""
+    return score_histograms(validation, luminosity_fb, n_bins, min_effective_events)["edges"]
+
+
+def histograms_on_binning(prediction, luminosity_fb, edges, min_effective_events=MIN_BACKGROUND_EVENTS):
+    """Histograms of ``score_is_signal`` in the bins ``edges`` chosen on another sample (the result of
+    :func:`binned_yields`).
+
+    The outer bins are open: every event counts, also scores beyond the validation sample's range.
+    Bins are not merged by N_eff on this sample (that would be a choice made on it); only a bin
+    without positive background joins its lower neighbour (the top one) or upper neighbour (the
+    lowest), since the limit needs b > 0 in every bin. ``low_statistics`` flags a bin whose
+    background has fewer than ``min_effective_events`` effective MC events here.
+    """
+    yields = yield_weights(prediction, luminosity_fb)
+    inner = np.asarray(edges, dtype=np.float64)[1:-1]
+    bin_index = np.searchsorted(inner, prediction.score, side="right")
+    histograms = binned_yields(bin_index, np.asarray(edges, dtype=np.float64), prediction.is_signal, yields, 0,
+                               event_index(prediction), btag_variations(prediction))
+    return _flag_low_statistics(histograms, min_effective_events)
 
 
 def btag_variations(prediction):
@@ -284,7 +335,8 @@ def limit_from_histograms(histograms, signal_xsec_fb, cl=DEFAULT_CL, mc_stat=Tru
 
 
 def classifier_limit(prediction, luminosity_fb, n_bins=10, cl=DEFAULT_CL, min_effective_events=MIN_BACKGROUND_EVENTS,
-                     mc_stat=True):
-    """Expected limit on mu and on sigma x BR from the binned classifier score (:func:`score_histograms`)."""
-    histograms = score_histograms(prediction, luminosity_fb, n_bins, min_effective_events)
+                     mc_stat=True, validation=None):
+    """Expected limit on mu and on sigma x BR from the binned classifier score (:func:`score_histograms`;
+    ``validation``: the binning chosen on that sample, the limit computed on ``prediction``)."""
+    histograms = score_histograms(prediction, luminosity_fb, n_bins, min_effective_events, validation)
     return limit_from_histograms(histograms, signal_cross_section(prediction), cl, mc_stat)

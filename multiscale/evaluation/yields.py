@@ -21,7 +21,11 @@ Each sample is normalised on its own, so the heavy-flavour filtered and vetoed s
 process, whose phase spaces differ, add up to the process without biasing each other. A process
 given by its inclusive sample *and* a filtered or vetoed one would be counted twice, and one
 given by only one of the two stitched samples would miss part of its phase space: both stop with
-an error naming the process.
+an error naming the process (:func:`stitching_problem`, the rule truth tagging applies to a training
+mixture too). So does a sample whose ``xsec_fb`` or ``acceptance`` is not a finite number > 0 for
+every event, or whose weights do not sum to > 0 (:func:`normalisation_problem`): e.g. a small
+generator chunk of signed NLO weights summing to <= 0, whose acceptance comes out <= 0 and whose
+weights all change sign; taken as they are they gave B < 0.
 
 A yield is a sum of y_i over the selected events, so N_g(cut) = L * sigmaA_g * eps_g(cut) with
 eps_g the weighted fraction of g passing the cut. The result does not depend on which fraction of
@@ -101,24 +105,63 @@ def mc_statistics(yields, event=None):
     }
 
 
+# the generate_events.py --hf-filter mode of each stitched sample
+HF_FILTER_MODES = {PHASE_SPACES["hf_filtered"]: "require", PHASE_SPACES["hf_vetoed"]: "veto"}
+
+
+def stitching_problem(phase_spaces):
+    """Why a process given by samples of ``phase_spaces`` (codes) would be counted wrongly, None when it
+    would not: a process comes from its inclusive sample or from both stitched samples, nothing else.
+    The one rule of the yields (:func:`process_table`) and of truth tagging's training mixtures."""
+    present = set(phase_spaces)
+    if present == {PHASE_SPACES["inclusive"]} or present == set(STITCHED_PHASE_SPACES):
+        return None
+    names = sorted(PHASE_SPACE_NAMES[p] for p in present)
+    if PHASE_SPACES["inclusive"] in present:
+        return (f"holds the samples {names}: the inclusive sample overlaps the filtered and vetoed ones "
+                "(double counting); give the inclusive sample or both heavy-flavour samples, not both")
+    (missing,) = set(STITCHED_PHASE_SPACES) - present
+    return (f"holds only the {names[0]} sample: part of the phase space is missing without its complement "
+            f"{PHASE_SPACE_NAMES[missing]} (generate_events.py --hf-filter {HF_FILTER_MODES[missing]})")
+
+
 def _check_stitching(prediction, process, phase_space):
-    """A process comes from its inclusive sample or from both stitched samples, nothing else."""
     for code in np.unique(process):
-        present = set(np.unique(phase_space[process == code]).tolist())
-        if present == {PHASE_SPACES["inclusive"]} or present == set(STITCHED_PHASE_SPACES):
+        problem = stitching_problem(np.unique(phase_space[process == code]).tolist())
+        if problem:
+            raise PredictionError(f"{prediction.path}: process {process_name(code)} {problem}")
+
+
+NLO_CHUNK_HINT = ("a file whose signed (NLO) weights sum to <= 0 cannot be normalised on its own: generate it with "
+                  "more events per file (generate_events.py --events-per-file)")
+
+
+def normalisation_problem(arrays):
+    """Why the events of ``arrays`` (branch -> values; xsec_fb and acceptance checked when present) cannot
+    stand for a cross section, None when they can: xsec_fb and acceptance finite and > 0, every weight
+    finite, the weights summing to > 0. One sample (yields) or one schema file (truth tagging)."""
+    for name in ("xsec_fb", "acceptance", "weight"):
+        if name not in arrays:
             continue
-        names = sorted(PHASE_SPACE_NAMES[p] for p in present)
-        if PHASE_SPACES["inclusive"] in present:
-            why = "the inclusive sample overlaps the filtered and vetoed ones (double counting)"
-        else:
-            why = "a heavy-flavour filtered sample needs its vetoed complement and vice versa (part of the phase space missing)"
-        raise PredictionError(f"{prediction.path}: process {process_name(code)} holds the samples {names}: {why}")
+        values = np.asarray(arrays[name], dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            return f"branch '{name}' is NaN or infinite for {int((~finite).sum())} of {len(values)} events"
+        if name != "weight" and not np.all(values > 0):
+            bad = values[values <= 0]
+            hint = (NLO_CHUNK_HINT if name == "acceptance"
+                    else "the cross section must be positive (generate_events.py --xsec-fb)")
+            return f"branch '{name}' is {bad[0]:g} (<= 0) for {len(bad)} of {len(values)} events: {hint}"
+    total = float(np.sum(arrays["weight"]))
+    if not total > 0:
+        return f"the 'weight' sums to {total:g}, not > 0: {NLO_CHUNK_HINT}"
+    return None
 
 
 def process_table(prediction, check_stitching=True):
     """Per sample (process, phase space): {name, process, phase_space, is_signal, n_events, sum_weights,
     effective_events, sigma_x_acceptance_fb}, keyed by (process code, phase space code); raises on a
-    mixed-label sample, a sample whose weights do not sum to a positive number and (``check_stitching``)
+    mixed-label sample, a sample that cannot be normalised (:func:`normalisation_problem`) and (``check_stitching``)
     a process whose samples overlap or miss part of its phase space."""
     arrays = prediction.arrays
     process = arrays["process"].astype(np.int64)
@@ -135,9 +178,11 @@ def process_table(prediction, check_stitching=True):
         labels = np.unique(is_signal[in_sample])
         if len(labels) != 1:
             raise PredictionError(f"{prediction.path}: sample {name} holds both signal and background events")
+        problem = normalisation_problem({branch: arrays[branch][in_sample]
+                                         for branch in ("xsec_fb", "acceptance", "weight")})
+        if problem:
+            raise PredictionError(f"{prediction.path}: sample {name}: {problem}")
         sum_weights = float(weight[in_sample].sum())
-        if not sum_weights > 0:
-            raise PredictionError(f"{prediction.path}: the 'weight' of sample {name} sums to {sum_weights:g}, not > 0")
         table[(code, space)] = {
             "name": name,
             "process": process_name(code),

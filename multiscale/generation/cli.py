@@ -19,7 +19,8 @@ from . import hf_filter, manifest, merging, truth_tagging
 from .btagging import TagEfficiencies
 from .pythia_setup import SQRT_S_GEV, GenerationError
 from .run import RunConfig, generate, kept_chunks
-from .sources import prepare_inputs
+from .sources import describe_skipped, prepare_inputs
+from .writer import remove_stale
 
 GENERATE, TRUTH_TAG = "generate_events.py", "truth_tag.py"
 HIGGS_MASS = 125.0
@@ -124,11 +125,9 @@ def parse_config(argv=None):
     if args.jobs <= 0:
         parser.error(f"--jobs must be positive, got {args.jobs}")
     if args.chunks is not None:
-        n_chunks = RunConfig(**{**vars(args), "chunks": None}).n_chunks
-        outside = [c for c in args.chunks if not 0 <= c < n_chunks]
-        if outside:
-            parser.error(f"--chunks {' '.join(map(str, outside))}: the run has chunks 0 to {n_chunks - 1}")
         args.chunks = tuple(sorted(set(args.chunks)))
+        if not files:  # an input run's chunks are known once its files are read (generate_main)
+            _check_chunks(parser, RunConfig(**vars(args)))
     if args.seed < 0:
         parser.error(f"--seed must be non-negative, got {args.seed}")
     if args.max_constituents <= 0:
@@ -147,6 +146,16 @@ def parse_config(argv=None):
     if problem:
         parser.error(f"cannot write to --outdir {args.outdir}: {problem}")
     return RunConfig(**vars(args))
+
+
+def _check_chunks(parser, config):
+    """--chunks within the run's chunks (an input run's: the ranges of its files' events)."""
+    if config.chunks is None:
+        return
+    n_chunks = config.n_chunks
+    outside = [c for c in config.chunks if not 0 <= c < n_chunks]
+    if outside:
+        parser.error(f"--chunks {' '.join(map(str, outside))}: the run has chunks 0 to {n_chunks - 1}")
 
 
 def _check_physics(parser, args):
@@ -211,7 +220,10 @@ def generate_main(argv=None):
     where = f"{manifest.run_name(config)} in {os.path.abspath(config.outdir)}"
     try:
         config, inputs = prepare_inputs(config)
+        _check_chunks(generate_parser(), config)
         _say_merging(inputs)
+        _say_skipped(inputs)
+        _say_removed(remove_stale(config.outdir, manifest.run_name(config)))
         kept = kept_chunks(config)
         if manifest.is_complete(config, kept):
             print(f"{where}: complete: kept ({sum(s['n_accepted'] for s in kept.values())} events, {len(kept)} file(s))")
@@ -239,6 +251,7 @@ def generate_main(argv=None):
            else f"run complete: {manifest.manifest_path(config).name}")
     )
     _say_negative_weights(new)
+    _say_skipped_in_run(new)
     return 0
 
 
@@ -247,6 +260,32 @@ def _say_merging(inputs):
     for item in inputs or ():
         if getattr(item, "merging", None) is not None and item.madgraph is not None:
             print(f"{item.path}: {item.merging.describe()}")
+
+
+def _say_skipped(inputs):
+    """One line per input file holding events that cannot be read (skipped; inspect_inputs refused more)."""
+    for item in inputs or ():
+        line = describe_skipped(item)
+        if line:
+            print(f"{GENERATE}: warning: {line}", file=sys.stderr)
+
+
+def _say_removed(paths):
+    if paths:
+        print(f"{GENERATE}: removed {len(paths)} temporary file(s) that killed runs left: "
+              f"{', '.join(path.name for path in paths)}", file=sys.stderr)
+
+
+def _say_skipped_in_run(summaries):
+    """What the written files lack: input events not reconstructed, by why (the sidecars' skipped_input_events)."""
+    reasons = {}
+    for summary in summaries:
+        for why, n in summary.get("skipped_input_events", {}).items():
+            reasons[why] = reasons.get(why, 0) + n
+    if reasons:
+        print(f"{GENERATE}: note: {sum(reasons.values())} input event(s) skipped: "
+              + "; ".join(f"{n} {why}" for why, n in reasons.items()) + " (skipped_input_events in the sidecars)",
+              file=sys.stderr)
 
 
 def _say_negative_weights(summaries):
@@ -284,11 +323,10 @@ def truth_tag_main(argv=None):
     args = truth_tag_parser().parse_args(argv)
     efficiencies = TagEfficiencies(args.btag_eff, args.ctag_mistag, args.light_mistag)
     outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    for path in args.files:
-        if (outdir / Path(path).name).resolve() == Path(path).resolve():
-            fail(TRUTH_TAG, f"{path}: --outdir must differ from the input's directory")
+    _check_targets(args.files, outdir)
     try:
+        truth_tagging.check_files(args.files, args.mode, efficiencies, args.min_tags)  # before anything is written
+        outdir.mkdir(parents=True, exist_ok=True)
         unweighting = {}  # train mode: path -> (weight scale, reference), all files together
         if args.mode == "train":
             unweighting = truth_tagging.unweighting_references(args.files, efficiencies, args.min_tags, args.mixture)
@@ -298,11 +336,26 @@ def truth_tag_main(argv=None):
             n_in, n_out = truth_tagging.truth_tag_file(path, target, args.mode, efficiencies, args.seed, args.min_tags,
                                                        reference, scale, args.mixture)
             print(f"{path}: {n_in} events -> {n_out} truth-tagged ({args.mode}) in {target}"
-                  + (f" (unweighted against {reference:.4g} fb per event)" if reference else ""))
+                  + (f" (unweighted against {reference:.4g} fb per event)" if reference and n_in else ""))
             _say_negative_training_weights(path, n_in, args.mode)
     except (OSError, ValueError, KeyError) as err:
         fail(TRUTH_TAG, str(err))
     return 0
+
+
+def _check_targets(files, outdir):
+    """Every input gets its own output, OUTDIR/<its name>, which is not the input itself."""
+    written_by = {}  # output -> input
+    for path in files:
+        target = outdir / Path(path).name
+        if target.resolve() == Path(path).resolve():
+            fail(TRUTH_TAG, f"{path}: --outdir must differ from the input's directory")
+        if target in written_by:
+            first = written_by[target]
+            same = Path(first).resolve() == Path(path).resolve()
+            fail(TRUTH_TAG, f"{path} is given twice: give each file once" if same else
+                 f"{first} and {path} would both be written to {target}: give inputs of distinct names")
+        written_by[target] = path
 
 
 def _say_negative_training_weights(path, n_in, mode):

@@ -8,20 +8,27 @@ manifest ``<run>.manifest.json`` (the run's settings and files), ``<run>`` being
 - finds some chunks whose sidecar holds the same settings (and the Pythia seed this code derives):
   keeps them and generates the others (a chunk depends only on the settings and its index);
 - finds a manifest or a sidecar with other settings: stops with an error naming that file, so
-  that two runs are never mixed in one sample.
+  that two runs are never mixed in one sample. The settings hold the content hash (SHA-256) of
+  every input file: an input replaced by another file, even one of as many events, is another run.
 
-A ``.root`` without its sidecar (killed between the two renames) is regenerated.
+A ``.root`` without its sidecar (killed between the two renames), or whose bytes are not those its
+sidecar records (``file_sha256``: truncated, overwritten), is regenerated.
 """
 
 import json
+import sys
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
+from ..schema import TREE_NAME
 from .pythia_setup import GenerationError
-from .writer import write_json
+from .writer import file_sha256, write_json
 
 # settings that do not change the events: the same run may be resumed with others
 NEUTRAL_SETTINGS = ("jobs", "outdir", "chunks")
+# settings added to RunConfig after files were written whose default is NOT what those files were made
+# with: the value such files carry (the b-tag labels of every jet within dR < 0.3 of a hadron)
+LEGACY_SETTINGS = {"flavour_labelling": "every-jet-dR0.3"}
 
 
 class ManifestError(GenerationError):
@@ -45,13 +52,20 @@ def run_settings(settings):
 
 def _differences(found, wanted):
     keys = [k for k in sorted(set(found) | set(wanted)) if found.get(k) != wanted.get(k)]
-    return ", ".join(f"{k} {found.get(k, 'absent')} (now {wanted.get(k, 'absent')})" for k in keys)
+    return ", ".join(f"{k} {_short(found.get(k, 'absent'))} (now {_short(wanted.get(k, 'absent'))})" for k in keys)
+
+
+def _short(value, width=80):
+    """A setting for a one-line message: content hashes and long lists cut."""
+    text = str(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _require_same_settings(path, settings, config):
     wanted = run_settings(config)
     # a setting added to RunConfig after the files were written: they were made with its default
-    defaults = run_settings({f.name: f.default for f in fields(config) if f.default is not MISSING})
+    defaults = {**run_settings({f.name: f.default for f in fields(config) if f.default is not MISSING}),
+                **LEGACY_SETTINGS}
     found = {**{k: v for k, v in defaults.items() if k not in settings}, **run_settings(settings)}
     diff = _differences(found, wanted)
     if diff:
@@ -100,8 +114,32 @@ def kept_chunks(config, expected_pythia_seed):
                 f"{sidecar}: chunk {chunk} was generated with Pythia seed {summary.get('pythia_seed')}, this "
                 f"version derives another (older seeding scheme?); delete the files of run {run_name(config)}"
             )
+        problem = damage(root, summary)
+        if problem:
+            print(f"{root}: {problem}: regenerated", file=sys.stderr)
+            continue
         kept[chunk] = summary
     return kept
+
+
+def damage(root, summary):
+    """Why the chunk file ``root`` is not the one its sidecar ``summary`` describes (None if it is): its
+    bytes differ from the recorded SHA-256, or, for a sidecar without one, it cannot be opened or holds
+    another number of events."""
+    if "file_sha256" in summary:
+        if file_sha256(root) != summary["file_sha256"]:
+            return "its bytes differ from those its sidecar records (truncated or overwritten?)"
+        return None
+    try:
+        import uproot
+
+        with uproot.open(root) as opened:
+            entries = opened[TREE_NAME].num_entries
+    except Exception as error:  # a truncated file fails here
+        return f"cannot be read ({type(error).__name__}): truncated?"
+    if entries != summary.get("n_accepted"):
+        return f"holds {entries} events, its sidecar {summary.get('n_accepted')}"
+    return None
 
 
 def is_complete(config, kept):

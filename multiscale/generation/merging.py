@@ -17,6 +17,11 @@ NLO) and ``MGRunCard`` (``ickkw``: 0 none, 1 MLM, 3 FxFx; ``xqcut``, ``ktdurham`
   process (``Merging:Process``) translated from the lowest multiplicity, or ``--merging-process``;
 * one jet multiplicity, or a file without a MadGraph header (POWHEG, Pythia 6, ...): no merging.
 
+The cards may come in any order and alone: a MadGraph 4 / MadEvent header has the run card without the
+MG5ProcCard; the jet multiplicities are then those of the events (the light partons coming out of the
+two incoming ones, or aMC@NLO's ``npNLO``). A header with the process card but no run card cannot say
+which merging a multi-jet sample was made for: refused, naming ``--merging none``.
+
 A sample whose merging cannot be set up from the header and the options is refused with one line
 naming the file, what is missing and the option that supplies it. NLO files of aMC@NLO (``[QCD]``)
 get the shower settings MC@NLO matching needs (Pythia's "aMC@NLO matching" page), merged or not.
@@ -60,9 +65,21 @@ class MadGraphProcess:
 
 @dataclass(frozen=True)
 class MadGraphHeader:
-    processes: tuple  # MadGraphProcess, in the card's order
+    processes: tuple  # MadGraphProcess, in the card's order (none without an MG5ProcCard)
     definitions: dict  # multiparticle label -> its members
-    run_card: dict  # parameter name (lower case) -> value as written
+    run_card: dict  # parameter name (lower case) -> value as written (empty without an MGRunCard)
+    cards: tuple = ()  # the MadGraph cards found in the header
+    event_jets: tuple = ()  # matrix-element jet multiplicities of the events (sources.inspect_lhe)
+    event_nlo: bool = False  # the events carry aMC@NLO's npNLO attribute
+
+    @property
+    def has_run_card(self):
+        return "MGRunCard" in self.cards
+
+    @property
+    def jets_from(self):
+        """Where the jet multiplicities come from: the process card, else the events."""
+        return "MG5ProcCard" if self.processes else "the events (light partons out of the incoming ones)"
 
     def jets(self, process):
         """Light-jet partons in the final state: ``j`` and labels made of light partons only."""
@@ -71,11 +88,17 @@ class MadGraphHeader:
 
     @property
     def jet_multiplicities(self):
+        if not self.processes:
+            return sorted(self.event_jets)
         return sorted({self.jets(process) for process in self.processes})
 
     @property
     def nlo(self):
-        return any(process.nlo for process in self.processes)
+        """aMC@NLO: [QCD] in the process card; without one, the run card of aMC@NLO (parton_shower) or
+        the events' npNLO attribute."""
+        if self.processes:
+            return any(process.nlo for process in self.processes)
+        return "parton_shower" in self.run_card or self.event_nlo
 
     def number(self, name, kind=float):
         """A run-card parameter as a number (None when absent or not a number)."""
@@ -111,11 +134,17 @@ def _process(line):
     return MadGraphProcess(particles(parts[0]), particles(parts[-1]), tag.group(1) if tag else None, nlo)
 
 
+CARDS = ("MG5ProcCard", "MGProcCard", "MGRunCard")  # MGProcCard: MadGraph 4 / MadEvent's process card
+
+
 def read_madgraph_header(header):
-    """The MadGraph cards in a Les Houches header (the text before <init>), or None without them."""
-    proc_card, run_card = _block(header, "MG5ProcCard"), _block(header, "MGRunCard")
-    if proc_card is None or run_card is None:
+    """The MadGraph cards in a Les Houches header (the text before <init>, its blocks in any order), or
+    None without any. A header may hold only some of them (MadGraph 4 / MadEvent files: no MG5ProcCard)."""
+    blocks = {card: _block(header, card) for card in CARDS}
+    cards = tuple(card for card, text in blocks.items() if text is not None)
+    if not cards:
         return None
+    proc_card, run_card = blocks["MG5ProcCard"] or "", blocks["MGRunCard"] or ""
     processes, definitions = [], {}
     for line in proc_card.splitlines():
         line = line.split("#", 1)[0].strip()
@@ -132,9 +161,7 @@ def read_madgraph_header(header):
         value, equals, name = line.partition("=")
         if equals and name.strip() and value.strip():
             parameters[name.strip().lower()] = value.strip()
-    if not processes:
-        return None
-    return MadGraphHeader(tuple(processes), definitions, parameters)
+    return MadGraphHeader(tuple(processes), definitions, parameters, cards)
 
 
 @dataclass(frozen=True)
@@ -182,10 +209,17 @@ def plan(path, header, request="auto", scale=None, process=None):
         return Merging("none", details={"reason": "no MadGraph cards in the header: one sample, not merged",
                                         "nlo": False})
     multiplicities = header.jet_multiplicities
-    base = {"jet_multiplicities": multiplicities, "nlo": header.nlo}
+    base = {"jet_multiplicities": multiplicities, "jet_multiplicities_from": header.jets_from, "nlo": header.nlo,
+            "header_cards": list(header.cards)}
     shower = MCATNLO_SHOWER if header.nlo else ()
     if request == "none":
         return Merging("none", shower, details={**base, "reason": "--merging none"})
+    if not header.has_run_card and len(multiplicities) > 1:
+        raise GenerationError(
+            f"{path}: its header holds {' and '.join(header.cards)} ({len(multiplicities)} jet multiplicities: "
+            f"{_listed(multiplicities)} jets) but no MGRunCard, whose ickkw says which merging the sample was made "
+            "for (MLM, CKKW-L, FxFx) and its cut: put the generation's run card back into the header, or pass "
+            "--merging none to shower it unmerged")
     ickkw = header.number("ickkw", int)
     if ickkw in (1, 3) and process is not None:
         raise GenerationError(f"{path}: {'MLM' if ickkw == 1 else 'FxFx'} sample (ickkw = {ickkw}): --merging-process "
@@ -200,9 +234,9 @@ def plan(path, header, request="auto", scale=None, process=None):
     if len(multiplicities) > 1:
         return _ckkwl(path, header, scale, process, base)
     if scale is not None or process is not None:
-        raise GenerationError(f"{path}: one jet multiplicity ({_listed(multiplicities)} jets) and no merging in its "
-                              "run card (ickkw = 0): nothing to merge, so --merging-scale / --merging-process do not "
-                              "apply")
+        where = f"its run card (ickkw = {ickkw or 0})" if header.has_run_card else "its header (no MGRunCard)"
+        raise GenerationError(f"{path}: one jet multiplicity ({_listed(multiplicities)} jets) and no merging in "
+                              f"{where}: nothing to merge, so --merging-scale / --merging-process do not apply")
     return Merging("none", shower, details={**base, "reason": "one jet multiplicity: nothing to merge"})
 
 
@@ -295,6 +329,9 @@ def _ckkwl(path, header, scale, process, base):
 def pythia_process(path, header):
     """Pythia's Merging:Process for the lowest jet multiplicity of ``header`` (e.g. ``pp>LEPTONS,NEUTRINOS``
     for ``p p > l+ l-`` with l+ = e+ mu+); GenerationError naming --merging-process when it cannot be told."""
+    if not header.processes:
+        raise GenerationError(f"{path}: its header has no process card (MG5ProcCard) to read the hard process from; "
+                              "pass --merging-process (e.g. pp>e+e-, pp>tt~, pp>LEPTONS,NEUTRINOS)")
     base = min(header.processes, key=header.jets)
     light = {label for label, members in header.definitions.items() if set(members) <= LIGHT_PARTONS} | {"j"}
     final = [token for token in base.final if token not in light]

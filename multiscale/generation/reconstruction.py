@@ -15,7 +15,7 @@ from multiscale.kinematics import delta_r, momenta, pseudorapidity, wrap_phi
 
 from ..definitions import PRESELECTION
 from ..schema import CONSTITUENT_FIELDS, FATJET_PREFIXES, FLAVOUR_JETS
-from .btagging import FLAVOUR_B, FLAVOUR_C, apply_tagging, btag_weight_variations, jet_flavour, select_hadrons
+from .btagging import FLAVOUR_B, FLAVOUR_C, apply_tagging, btag_weight_variations, label_jets, select_hadrons
 from .clustering import KtReclustering, cluster_inclusive, nsubjettiness, softdrop_mass
 from .event_record import offsets_of
 from .objects import build_objects
@@ -103,10 +103,12 @@ def reconstruct(batch, charges, selection, efficiencies, rng):
     with np.errstate(invalid="ignore", divide="ignore"):  # absent jets are zero vectors
         tag_eta = np.nan_to_num(np.column_stack([subjets.eta, jet.eta]))
         tag_phi = np.column_stack([subjets.phi, jet.phi])
+    tag_pt = np.column_stack([subjets.pt, jet.pt])
+    tag_exists = np.column_stack([subjet_exists, jet_exists])
     b_hadrons = select_hadrons(batch, FLAVOUR_B, accepted)
     c_hadrons = select_hadrons(batch, FLAVOUR_C, accepted)
-    flavour = jet_flavour(tag_eta, tag_phi, b_hadrons, c_hadrons)
-    tags = apply_tagging(flavour, np.column_stack([subjet_exists, jet_exists]), efficiencies, rng)
+    flavour = label_jets(tag_pt, tag_eta, tag_phi, tag_exists, b_hadrons, c_hadrons, n_subjets=4)
+    tags = apply_tagging(flavour, tag_exists, efficiencies, rng)
     nbtag = tags[:, :4].reshape(n_acc, 2, 2).sum(axis=2)
     # the analysis counts the subjets' tags: their weight under the b-efficiency uncertainty
     columns["btag_weight_up"], columns["btag_weight_down"] = btag_weight_variations(

@@ -24,14 +24,14 @@ import numpy as np
 from ..definitions import PRESELECTION
 from ..processes import die_with_parent
 from ..schema import HF_FILTER_SUFFIX, PHASE_SPACES, PROCESS_CODES, SIGNAL_PROCESSES, file_stem
-from . import hf_filter, manifest, slices
+from . import btagging, hf_filter, manifest, slices
 from .btagging import TagEfficiencies
 from .clustering import silence_banner
 from .event_record import ChargeTable
 from .pythia_setup import MAX_SEED, GenerationError
 from .reconstruction import Selection, reconstruct
 from .sources import chunk_input, input_summary, open_source, prepare_inputs
-from .writer import remove_partial, write_json, write_root
+from .writer import file_sha256, remove_partial, remove_stale, write_json, write_root
 
 MIN_BATCH, MAX_BATCH = 20, 200  # Pythia events per nextBatch call
 
@@ -62,8 +62,10 @@ class RunConfig:
     merging_scale: float | None = None  # GeV, LHE merging scale when the header has none or to override it
     merging_process: str | None = None  # CKKW-L Merging:Process when the header's cannot be translated
     input_events: tuple = ()  # events of each input file (prepare_inputs): the chunks are ranges of them
+    input_sha256: tuple = ()  # content hash of each input file (prepare_inputs): a changed file is another run
     chunks: tuple | None = None  # only these chunks (None: the whole run, then the manifest)
     hf_filter: str | None = None  # "require" or "veto": the heavy-flavour filter (hf_filter.py), built-in processes
+    flavour_labelling: str = btagging.LABELLING  # the b-tag labelling rule: files of another rule are another run
 
     @property
     def phase_space(self):
@@ -163,12 +165,7 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
 
     item, event_range = chunk_input(config, chunk, inputs) if inputs else (None, None)
     if n_accepted == 0:
-        what = f"{config.process} (chunk {chunk})"
-        if item is not None:
-            what = f"{item.path} (events {event_range[0]}-{event_range[1] - 1})"
-        raise GenerationError(
-            f"{what}: none of its {n_generated} events passed the preselection (two fat jets above "
-            f"{config.fj1_ptmin:g} and {config.fj2_ptmin:g} GeV, |eta| < {config.fj_etamax:g}); nothing written")
+        raise GenerationError(_nothing_passed(config, chunk, source, item, event_range, n_generated))
     sigma_gen_fb = source.cross_section_fb()
     xsec_fb = config.xsec_fb if config.xsec_fb is not None else sigma_gen_fb  # inspect_inputs checked one exists
     columns = _concatenate(pieces)
@@ -178,6 +175,7 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
     outdir = Path(config.outdir)
     stem = config.file_stem(chunk)
     write_root(outdir / f"{stem}.root", columns)
+    skipped = source.skipped_events()
     summary = {
         "file": f"{stem}.root",
         "process": config.process,
@@ -194,6 +192,10 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
         "n_generated": n_generated,
         "n_accepted": n_accepted,
         "n_pythia_failures": n_failed,
+        # input events not reconstructed, by why (malformed, cut, Pythia failed): docs/generation.md
+        "n_skipped_input_events": sum(skipped.values()),
+        "skipped_input_events": skipped,
+        "file_sha256": file_sha256(outdir / f"{stem}.root"),  # what a rerun checks the file against
         "acceptance": float(columns["acceptance"][0]),
         "pthat_bias": config.pthat_bias,
         "pythia_weight_sum": weight_sum,
@@ -214,6 +216,25 @@ def generate_chunk(config, chunk, progress=None, inputs=None):
         (outdir / f"{stem}.root").unlink(missing_ok=True)
         raise
     return summary
+
+
+def _nothing_passed(config, chunk, source, item, event_range, n_generated):
+    """Why chunk ``chunk`` has no event to write, in one line: the merging vetoed all of its events, Pythia
+    could process none, or none passed the preselection."""
+    what = f"{config.process} (chunk {chunk})"
+    if item is not None:
+        what = f"{item.path} (events {event_range[0]}-{event_range[1] - 1})"
+    merging = getattr(source, "merging", None)
+    if n_generated == 0 and item is not None:
+        n_input = event_range[1] - event_range[0]
+        skipped = sum(source.skipped_events().values())
+        if merging is not None and merging.merged and skipped < n_input:
+            return (f"{what}: the {merging.scheme} merging vetoed all of its {n_input - skipped} events (merging scale "
+                    f"{merging.details['merging_scale_gev']:g} GeV); nothing written: give the chunk more events "
+                    "(--events-per-file)")
+        return f"{what}: none of its {n_input} events could be read or showered; nothing written"
+    return (f"{what}: none of its {n_generated} events passed the preselection (two fat jets above "
+            f"{config.fj1_ptmin:g} and {config.fj2_ptmin:g} GeV, |eta| < {config.fj_etamax:g}); nothing written")
 
 
 def _concatenate(pieces):
@@ -331,6 +352,7 @@ def generate(config, kept=None, inputs=None):
     ``kept_chunks(config)`` returned, ``inputs``: what ``prepare_inputs(config)`` did (with the
     config it returned), if the caller has them already."""
     Path(config.outdir).mkdir(parents=True, exist_ok=True)
+    remove_stale(config.outdir, manifest.run_name(config))
     if config.inputs and inputs is None:
         config, inputs = prepare_inputs(config)
     if kept is None:

@@ -61,6 +61,7 @@ The derived tags follow the generator (objects.py): a fat jet is tagged when bot
 are, the H candidate when both fat jets are; ``fj{1,2}_nbtag`` count tagged subjets.
 """
 
+import hashlib
 from itertools import product
 from pathlib import Path
 
@@ -68,7 +69,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ..schema import N_OBJECTS, OBJECT_SLOTS, SUBJET_SLOTS as SUBJET_NAMES, TREE_NAME
+from ..evaluation.yields import EVENT_IDENTITY, normalisation_problem, process_name, stitching_problem
+from ..schema import N_OBJECTS, OBJECT_SLOTS, PHASE_SPACES, SUBJET_SLOTS as SUBJET_NAMES, TREE_NAME
 from .writer import JAGGED_GROUPS, write_root
 
 SUBJET_SLOTS = [OBJECT_SLOTS.index(name) for name in SUBJET_NAMES]
@@ -262,13 +264,87 @@ def sample_of(columns):
     return tuple(first.values())
 
 
+CHECKED_BRANCHES = (*EVENT_IDENTITY, "weight", "xsec_fb", "acceptance")
+
+
+def _checked_branches(path):
+    """The identity and normalisation branches of a schema file (those it has)."""
+    with uproot.open(path) as handle:
+        tree = handle[TREE_NAME]
+        if "weight" not in tree.keys():
+            raise ValueError(f"{path}: no 'weight' branch: truth tagging reads the generator's files (docs/schema.md)")
+        return tree.arrays([name for name in CHECKED_BRANCHES if name in tree.keys()], library="np")
+
+
+def _check_region_sum(path, efficiencies, min_tags):
+    """Refuse a file whose weights sum to <= 0 inside the region (signed NLO weights: the file's own sum is
+    positive, the region's need not be): its region copies would carry an acceptance <= 0."""
+    columns = _checked_columns(path)
+    flavour, exists = _flavour_and_exists(columns)
+    class_prob = class_probabilities(configuration_probabilities(flavour, exists, efficiencies)) * region_classes(min_tags)
+    if region_fraction(columns["weight"], class_prob) <= 0:
+        raise ValueError(f"{path}: its copies in the region of >= {min_tags} b-tagged subjets: their weights sum to "
+                         "<= 0, so they cannot be normalised; generate larger chunks (--events-per-file)")
+
+
+def _events_digest(arrays):
+    """A fingerprint of the generated events of a file (EVENT_IDENTITY, as the evaluation tells events apart);
+    None without ``event_id``."""
+    if "event_id" not in arrays:
+        return None
+    rows = np.column_stack([np.asarray(arrays[name], dtype=np.int64) for name in EVENT_IDENTITY if name in arrays])
+    return hashlib.sha1(rows[np.lexsort(rows.T[::-1])].tobytes()).hexdigest()
+
+
+def _named(paths, most=3):
+    """The first ``most`` of ``paths`` and how many more: a one-line message."""
+    paths = [str(path) for path in paths]
+    return ", ".join(paths[:most]) + (f" (+{len(paths) - most} more)" if len(paths) > most else "")
+
+
+def check_files(paths, mode, efficiencies=None, min_tags=0):
+    """Refuse, with a ValueError of one line naming the files, the inputs whose copies the yields could not
+    use: a file that cannot be normalised (yields.normalisation_problem: a chunk of signed weights summing to
+    <= 0, NaN, acceptance <= 0), two files holding the same generated events and, in train mode, where the
+    files of one call are one training mixture, a process whose samples overlap or miss part of its phase
+    space (the evaluation's rule, yields.stitching_problem). Test mode tags each file on its own (the workflow
+    one chunk per call, the stitching test the inclusive sample next to both halves): the mixture of a test
+    sample is checked where its files meet, in the evaluation. With ``efficiencies``, test mode also refuses
+    a file whose signed weights sum to <= 0 inside the region of >= ``min_tags`` tags (its copies could not
+    be normalised), before any file is written."""
+    seen, samples = {}, {}  # events digest -> path; process -> phase space -> paths
+    for path in paths:
+        arrays = _checked_branches(path)
+        if not len(arrays["weight"]):
+            continue  # nothing to tag
+        problem = normalisation_problem(arrays)
+        if problem:
+            raise ValueError(f"{path}: {problem}")
+        if mode == "test" and min_tags and efficiencies is not None:
+            _check_region_sum(path, efficiencies, min_tags)
+        digest = _events_digest(arrays)
+        if digest is not None and digest in seen:
+            raise ValueError(f"{seen[digest]} and {path} hold the same generated events: give each file once")
+        seen[digest] = path
+        if "process" in arrays:
+            space = int(arrays["phase_space"][0]) if "phase_space" in arrays else PHASE_SPACES["inclusive"]
+            samples.setdefault(int(arrays["process"][0]), {}).setdefault(space, []).append(path)
+    for process, spaces in samples.items():
+        problem = stitching_problem(spaces) if mode == "train" else None
+        if problem:
+            files = [path for paths_of in spaces.values() for path in paths_of]
+            raise ValueError(f"{_named(files)}: process {process_name(process)} {problem}; the files of one "
+                             "--mode train call are one training mixture")
+
+
 def unweighting_references(paths, efficiencies, min_tags=0, mixture="physical"):
     """For the train mode of several files unweighted together: {path: (weight_scale, reference)}.
     A sample's files share its cross section, so each event stands for weight / (its sample's files).
     ``physical``: signal and background files each get the reference of all the files of their label;
     ``samples``: each sample its own (MIXTURES)."""
     columns = {path: _checked_columns(path) for path in paths}
-    samples = {path: sample_of(c) for path, c in columns.items()}
+    empty = [path for path, c in columns.items() if not len(c["weight"])]  # a chunk where no event passed
+    samples = {path: sample_of(c) for path, c in columns.items() if path not in empty}
     files_of = {sample: list(samples.values()).count(sample) for sample in set(samples.values())}
     scale = {path: 1.0 / files_of[sample] for path, sample in samples.items()}
 
@@ -280,7 +356,8 @@ def unweighting_references(paths, efficiencies, min_tags=0, mixture="physical"):
         weights.setdefault(group(sample), []).append(
             region_weights(columns[path], efficiencies, min_tags, scale[path], mixture))
     reference = {key: unweighting_reference(np.concatenate(parts)) for key, parts in weights.items()}
-    return {path: (scale[path], reference[group(sample)]) for path, sample in samples.items()}
+    nothing_to_keep = {path: (1.0, 1.0) for path in empty}  # any reference: no event to unweight
+    return {**nothing_to_keep, **{path: (scale[path], reference[group(sample)]) for path, sample in samples.items()}}
 
 
 def truth_tag_file(in_path, out_path, mode, efficiencies, seed, min_tags=0, reference=None, weight_scale=1.0,
@@ -288,6 +365,9 @@ def truth_tag_file(in_path, out_path, mode, efficiencies, seed, min_tags=0, refe
     columns = _checked_columns(in_path)
     rng = np.random.default_rng([seed, *map(ord, Path(in_path).name)])  # per file, reproducible
     expanded = expand(columns, mode, efficiencies, rng, min_tags, reference, weight_scale, mixture)
+    problem = normalisation_problem(expanded) if mode == "test" and len(expanded["weight"]) else None
+    if problem:  # signed weights: the file's sum is positive (check_files), its sum inside the region need not be
+        raise ValueError(f"{in_path}: its copies in the region of >= {min_tags} b-tagged subjets: {problem}")
     write_root(out_path, expanded)
     return len(columns["weight"]), len(expanded["weight"])
 

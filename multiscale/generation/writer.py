@@ -4,8 +4,10 @@ Both files are written under a temporary name in the target directory and rename
 complete, so an interrupted run never leaves a truncated file behind.
 """
 
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import awkward as ak
@@ -45,6 +47,39 @@ def remove_partial(outdir, stems):
     for stem in stems:
         for leftover in Path(outdir).glob(f".{stem}.*.tmp"):
             leftover.unlink(missing_ok=True)
+
+
+def remove_stale(outdir, run):
+    """Delete the temporary files (``.<run>_<chunk>.<what>.<pid>.tmp``: output being written, input
+    slices) that runs of ``run`` killed outright (SIGKILL, a crash) left in ``outdir``: those whose
+    process is gone. A live process's are its own, e.g. a parallel ``--chunks`` job's. Returns them."""
+    pattern = re.compile(rf"\.{re.escape(run)}(_\d+\.(root|json|input)|\.manifest\.json)\.(\d+)\.tmp")
+    removed = []
+    for path in Path(outdir).glob(f".{run}[_.]*.tmp"):
+        match = pattern.fullmatch(path.name)
+        if match and not _alive(int(match.group(3))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def file_sha256(path, block=1 << 20):
+    """The hex SHA-256 of a file's bytes (what ``sha256sum`` prints)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_root(path, columns):

@@ -6,7 +6,8 @@ and the test-sample fluctuations at once. But with k folds every two trainings s
 k - 1 training folds, so the differences are positively correlated and the naive paired t-test
 overstates the evidence. The corrected resampled t-test of Nadeau and Bengio (Machine Learning 52
 (2003) 239) inflates the variance of the mean from s^2 / J to (1 / J + n_test / n_train) s^2
-(``test_train_ratio`` = n_test / n_train = 1 / (k - 1) for k folds); without it (ratio 0) this is
+(``test_train_ratio`` = n_test / n_train: 1 / (k - 2) in the mass scan, whose trainings test on one of k folds,
+choose on another and train on the rest); without it (ratio 0) this is
 the plain paired t-test. "significant" means p < ``ALPHA``; a study that makes many comparisons
 also corrects the p-values for their number with Holm's method (:func:`holm`).
 

@@ -14,22 +14,37 @@ from statistics import median
 
 import markdown
 
+# captions by the plot's file name (exact: "limit_vs_mass" is a prefix of the other two limit plots)
 PLOT_TITLES = {
     "limit_vs_mass": "Expected limit against m_H, with the background MC statistical uncertainty",
-    "limit_vs_mass_no_mc_stat": "Expected limit against m_H, without it",
-    "significance_vs_mass": "Best S/√B against m_H",
-    "roc_": "ROC curves at the reference mass",
+    "limit_vs_mass_no_mc_stat": "Expected limit against m_H, without the background MC statistical uncertainty",
+    "limit_vs_mass_syst": "Expected limit against m_H, with the MC statistical and the systematic uncertainties "
+                          "(b-tagging, background normalisation)",
+    "limit_vs_mass_smooth": "Expected limit against m_H, the background from a dijet-function fit of m_JJ after the "
+                            "cut chosen on the validation fold",
+    "significance_vs_mass": "S/√B against m_H, the score cut chosen on the validation fold",
 }
+# the rest of the name is a parameter
+PLOT_PREFIXES = {"roc_mH": "ROC curves at m_H = {} GeV",
+                 "sculpting_": "The background's m_JJ before and after the cut, first repeat ({})"}
 STYLE = """body { font-family: sans-serif; max-width: 1200px; margin: auto; padding: 1em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 90%; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-img { max-width: 48%; margin: 0.5%; } figure { display: inline-block; width: 48%; margin: 0.5%; }
-figure img { max-width: 100%; } pre { background: #f4f4f4; padding: 0.5em; }"""
+figure { display: inline-block; width: 48%; margin: 0.5%; vertical-align: top; }
+figure img { width: 100%; } pre { background: #f4f4f4; padding: 0.5em; }"""
+
+
+def caption(stem):
+    """What the plot of file stem ``stem`` shows (its stem where the report does not know it)."""
+    if stem in PLOT_TITLES:
+        return PLOT_TITLES[stem]
+    return next((text.format(stem[len(prefix):]) for prefix, text in PLOT_PREFIXES.items()
+                 if stem.startswith(prefix)), stem)
 
 
 def _figure(path):
-    title = next((text for prefix, text in PLOT_TITLES.items() if path.stem.startswith(prefix)), path.stem)
+    title = caption(path.stem)
     data = base64.b64encode(path.read_bytes()).decode()
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
             f"<figcaption>{html.escape(title)} ({html.escape(path.name)})</figcaption></figure>")

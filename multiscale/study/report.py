@@ -28,6 +28,7 @@ def _row(model, s, min_events):
         _value(s.get("limit_fb"), ".3g", n),
         _value(s.get("limit_no_mc_stat_fb"), ".3g", n),
         _value(s.get("limit_syst_fb"), ".3g", n),
+        _value(s.get("limit_smooth_fb"), ".3g", n),
         _value(s.get("significance"), ".3g") + flag,
         _value(n_eff, ".0f") + flag,
         _value(top, ".0f") + top_flag,
@@ -40,9 +41,9 @@ def mass_table(summary, mass):
         f"### m_H = {mass} GeV",
         "",
         "| model (trainings) | AUC | 1/εB @ εS=30% | 1/εB @ εS=50% | 1/εB @ εS=80% | expected limit [fb] | "
-        "limit without MC stat. [fb] | limit with MC stat. + syst. [fb] | best S/√B | bkg N_eff at the best cut | "
-        "bkg N_eff in the limit's most signal-like bin |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "limit without MC stat. [fb] | limit with MC stat. + syst. [fb] | smooth-fit limit [fb] | S/√B | "
+        "bkg N_eff at the cut | bkg N_eff in the limit's most signal-like bin |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_model = summary["summary"]
     for model in sorted(by_model, key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER)):
@@ -90,6 +91,82 @@ def _comparison(name, entry):
     return "| " + " | ".join(cells) + " |"
 
 
+def _log_std(spread):
+    return "–" if not spread or spread.get("log_std") is None else f"{spread['log_std']:.2f}"
+
+
+def smooth_table(summary, masses):
+    """Per model and mass: the repeat-to-repeat spread (sd of ln) of the template and smooth-fit limits, and the
+    sculpting check of the cut (mean p-value over the repeats)."""
+    lines = ["## Limits from a smooth background", "",
+             "The background of the limit from a dijet-function fit of m_JJ after the cut (the networks: the score cut "
+             "chosen on the validation fold; the cuts: their selection without its m_JJ window), one bin of m_JJ "
+             "across 0.8-1.1 m_H, the fit's covariance as nuisance parameters. Spread: the standard deviation of "
+             "ln(limit) over the repeats (trainings), template limit (with MC stat.) against smooth fit. Sculpting: "
+             "the chi2 test that the cut keeps the same fraction of the background in every m_JJ bin, mean p over the "
+             "repeats (small: the cut sculpts the mass); plots img/sculpting_*.png.", "",
+             "| model @ m_H | smooth-fit limit [fb] | spread of ln(limit): template | smooth fit | sculpting p (mean) |",
+             "|---|---|---|---|---|"]
+    for model, by_mass in _ordered(summary["summary"]):
+        for mass in masses:
+            s = by_mass.get(mass)
+            if not s or "limit_smooth_fb" not in s:
+                continue
+            lines.append(f"| {model} @ {mass} | {_value(s.get('limit_smooth_fb'), '.3g')} | {_log_std(s.get('limit_fb'))} "
+                         f"| {_log_std(s.get('limit_smooth_fb'))} | {_value(s.get('sculpting_p_value'), '.2g')} |")
+    notes = sorted({(model, mass, entry["limit_smooth"]["note"]) for model, by_mass in summary.get("per_training", {}).items()
+                    for mass, by_fold in by_mass.items() for entry in by_fold.values()
+                    if (entry.get("limit_smooth") or {}).get("note")})
+    lines += [""] + [f"- {model} @ {mass}: {note}" for model, mass, note in notes]
+    return lines
+
+
+def _ordered(by_model):
+    return sorted(by_model.items(), key=lambda item: MODEL_ORDER.index(item[0]) if item[0] in MODEL_ORDER else len(MODEL_ORDER))
+
+
+def tagger_table(summary):
+    """Rejection ratios at fixed signal efficiency, repeat r against repeat r, with the test-sample uncertainty and
+    the power of the test."""
+    comparisons = summary.get("tagger_comparisons") or {}
+    if not comparisons:
+        return []
+    ratio = next(iter(comparisons.values()))["test_train_ratio"]
+    lines = ["## Taggers compared at fixed signal efficiency", "",
+             "Background rejection ratio A/B (> 1: A rejects more) at 30% and 50% signal efficiency, repeat r of A "
+             "against repeat r of B on the same test fold: exp(mean log ratio) ± its corrected sem; the repeats are "
+             "k-fold trainings that share training events, so the test is the corrected resampled t-test "
+             f"(Nadeau-Bengio, n_test/n_train = {ratio:.2g}); p / Holm over this table. Test sample: the event "
+             "bootstrap's sd of the log ratio (truth-tag copies of one event drawn together), mean over the repeats; "
+             "repeats: the sd of the log ratios over the repeats. Detectable: the smallest ratio the repeats detect "
+             "at 80% power (noncentral t); pairs for 1.2: the repeats a ratio of 1.2 needs (\"more events\": no "
+             "number of repeats of this sample suffices).", "",
+             "| A vs B @ m_H | εS | rejection ratio A/B | p / Holm | significant | sd log: test sample | repeats "
+             "| detectable ratio | pairs for 1.2 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, entry in comparisons.items():
+        for eff in ("0.30", "0.50"):
+            test = entry.get(eff)
+            if not test:
+                continue
+            boot = "–" if test.get("bootstrap_sd_log") is None else f"{test['bootstrap_sd_log']:.3f}"
+            sd = "–" if test.get("sd") is None else f"{test['sd']:.3f}"
+            detectable = "–" if test.get("detectable_ratio") is None else f"{test['detectable_ratio']:.3g}"
+            pairs = "more events" if test.get("pairs_for_20_percent") is None else str(test["pairs_for_20_percent"])
+            lines.append(f"| {name} | {float(eff):.0%} | {' | '.join(_ratio(test))} | {boot} | {sd} | {detectable} | {pairs} |")
+    return lines + [""]
+
+
+def _region_text(summary):
+    """The analysis region and the tag categories the limits combine (results.json of a run that records them)."""
+    categories = summary.get("tag_categories")
+    if not categories or categories == ["all"]:
+        return []
+    return [f"Region: ≥ {summary['min_tags']} b-tagged subjets. The limits combine the tag categories "
+            f"{', '.join(categories)} (b-tagged subjets): each its own score bins (networks) or count (cuts), "
+            "every bin held to the N_eff floor.", ""]
+
+
 def markdown(summary):
     masses = sorted({m for by_mass in summary["summary"].values() for m in by_mass}, key=float)
     parts = [
@@ -101,12 +178,14 @@ def markdown(summary):
         "sampled background yields taken as exact, not what a larger MC sample would give: its yields would "
         "differ); and with it plus the systematic uncertainties (b-tagging efficiency ±5%, correlated "
         "between signal and background; background normalisation ±10%). \"(k of n)\": no limit could be "
-        "computed for the other trainings. S/√B: best score cut keeping ≥ "
-        f"{summary['min_background_events']:g} effective background MC events, σ×BR = 10 fb; † marks a "
+        "computed for the other trainings. S/√B: the score cut of the best S/√B on the validation fold (keeping ≥ "
+        f"{summary['min_background_events']:g} effective background MC events there), evaluated on the test fold, "
+        "σ×BR = 10 fb; the limits' score bins are chosen on the validation fold too; † marks a "
         "number resting on fewer effective background MC events than that (the networks' score bins and the "
         "cuts are held to the same floor on the test fold). `cut-based pooled`: the test folds' yields of "
         "the per-fold cut selections averaged over the folds (the MC statistics of all folds).",
         "",
+        *_region_text(summary),
     ]
     for mass in masses:
         parts += [mass_table(summary, mass), ""]
@@ -120,6 +199,7 @@ def markdown(summary):
         parts += [f"| {name} | {c['training_copies']} | {c['training_share']:.3f} | {c['region_yield_share']:.3g} |"
                   for name, c in composition.items()]
         parts += [""]
+    parts += [*smooth_table(summary, masses), "", *tagger_table(summary)]
     parts += [
         "## Paired comparisons (same test folds)",
         "",
@@ -127,7 +207,7 @@ def markdown(summary):
         "a limit, with its corrected resampled t-test (Nadeau-Bengio: the folds share training events); "
         "p: that test's two-sided p-value / the same Holm-adjusted over every test of this table; "
         "significant: Holm-adjusted p < 0.05. Detectable: the smallest limit ratio (without MC stat.) "
-        "today's pairs detect with 80% power, and the pairs a 10% / 20% difference needs (\"more "
+        "today's pairs detect with 80% power (noncentral t), and the pairs a 10% / 20% difference needs (\"more "
         "events\": no number of folds of this sample suffices). Last column: the AUC difference A − B, or, "
         "against the cuts, the ratio of A's background to the cuts' at the cuts' signal efficiency.",
         "",

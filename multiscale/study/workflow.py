@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..definitions import FEATURES, MODELS, REPO_ROOT, STUDY_MASSES
-from ..schema import HF_FILTER_SUFFIX, PROCESS_CODES, SIGNAL_PROCESSES, file_stem
+from ..schema import HF_FILTER_SUFFIX, PROCESS_CODES, SIGNAL_PROCESSES, SUBJET_SLOTS, file_stem
 
 # the truth-tagged copies the networks train on (one per kept event, its b-tag class drawn with its
 # probability) and those they are tested on (one per tag class), signal and background alike, inside the
@@ -22,11 +22,55 @@ from ..schema import HF_FILTER_SUFFIX, PROCESS_CODES, SIGNAL_PROCESSES, file_ste
 TRUTH_DIRS = {"train": "truth_train_physical", "test": "truth_test"}
 PARAM_TEMPLATE = REPO_ROOT / MODELS["cross_param"].data_config
 MASS_HYPOTHESIS_CALL = "mass_hypothesis(mH, event_id)"  # in PARAM_TEMPLATE: the hypotheses are added here
+MAX_TAGS = len(SUBJET_SLOTS)  # b-tagged subjets of an event at most: two per fat jet
 
 
 def fold_of(path, n_folds):
     """Files are named <stem>_<chunk>.root; chunk c belongs to fold c % n_folds."""
     return int(re.search(r"_(\d+)\.root$", str(path)).group(1)) % n_folds
+
+
+def validation_fold(fold, n_folds):
+    """The fold training ``fold`` chooses its cuts and binnings on: the next one, (fold + 1) % n_folds. It is left
+    out of that training's training set and predicted by it as its test fold is."""
+    return (fold + 1) % n_folds
+
+
+def split_of(path, fold, n_folds):
+    """Where a file goes in the data directory of ``fold``: "test" (its test copy, or a file as generated, in the
+    fold), "validation" (the same, in the validation fold), "train" (its training copy, or a file as generated, in
+    the other folds) or None (the other copy)."""
+    held_out = {fold: "test", validation_fold(fold, n_folds): "validation"}.get(fold_of(path, n_folds))
+    copies = Path(path).parent.name
+    if copies == TRUTH_DIRS["train"] and held_out or copies == TRUTH_DIRS["test"] and not held_out:
+        return None
+    return held_out or "train"
+
+
+def parse_masses(value):
+    """The ``masses`` setting as numbers, whichever way it came: a list (``--config masses=[600,1000]`` gives
+    strings), one number (``masses=1000``), or numbers separated by commas (``masses=1000,2000``); None stays None
+    (the default masses). Raises ValueError naming a value that is not a number."""
+    return parse_numbers(value, "masses", "masses=1000, masses=[600,1000] or masses=600,1000 (GeV)")
+
+
+def parse_numbers(value, key, examples):
+    """A list-of-numbers setting ``key`` as numbers, however it came (see :func:`parse_masses`); ``examples``: how
+    to give it, for the error."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [word for word in re.split(r"[,\s]+", value.strip("[] ")) if word]
+    elif not isinstance(value, (list, tuple)):
+        value = [value]
+    numbers = []
+    for word in value:
+        try:
+            number = float(word)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}: '{word}' is not a number; give {examples}") from None
+        numbers.append(int(number) if number.is_integer() else number)
+    return numbers
 
 
 @dataclass(frozen=True)
@@ -68,11 +112,13 @@ class Study:
         self.config = config
         # absolute: the jobs run tools that change directory (train_multiscale.sh)
         self.data, self.out = Path(config["data"]).absolute(), Path(config["out"]).absolute()
-        self.masses = [float(m) for m in (config.get("masses") or STUDY_MASSES)]
+        self.masses = [float(m) for m in (parse_masses(config.get("masses")) or STUDY_MASSES)]
         self.folds = int(config["folds"])
         self.chunks = self.folds * int(config["chunks_per_fold"])
         self.features = config["features"]
         self.min_tags = int(config["min_tags"])
+        # the tag categories the limits combine, by their lowest tag count (null: one per count, min_tags to 4)
+        self.categories = [int(k) for k in (config.get("categories") or range(self.min_tags, MAX_TAGS + 1))]
         scale = config["scale"]
         signal = config["signal"]
         self.signals = {mass: Sample(f"hh4b_mH{mass:g}", signal["process"], int(signal["events"] * scale),
@@ -99,8 +145,50 @@ class Study:
         stems = [sample.stem(0) for sample in self.backgrounds]
         if len(set(stems)) != len(stems):
             raise ValueError(f"two background samples would write the same files ({stems}): give each its own seed")
+        self._check_repeats()
+        self._check_categories()
+        self._check_heavy_flavour_halves()
         # the mass of the ROC plot; none when it is not scanned
         self.ref_mass = float(self.config["ref_mass"]) if float(self.config["ref_mass"]) in self.masses else None
+
+    def _check_repeats(self):
+        """Training r tests on fold r and validates on the next: more trainings than folds would test on folds that
+        do not exist, and fewer than 3 folds leave nothing to train on."""
+        if self.folds < 3:
+            raise ValueError(f"folds: {self.folds} folds leave no training events (training r tests on fold r and "
+                             f"chooses its cuts on fold r + 1): give at least 3")
+        asked = {"repeats": int(self.config["repeats"])}
+        if float(self.config["ref_mass"]) in self.masses:
+            asked["repeats_ref"] = int(self.config["repeats_ref"])
+        for key, repeats in asked.items():
+            if repeats > self.folds:
+                raise ValueError(f"{key}: {repeats} trainings need {repeats} folds (training r tests on fold r), but "
+                                 f"folds is {self.folds}: lower {key} to at most {self.folds} or raise folds")
+
+    def _check_categories(self):
+        """The categories cut the analysis region into parts: ascending, from min_tags."""
+        if self.categories != sorted(set(self.categories)) or self.categories[0] != self.min_tags:
+            raise ValueError(f"categories: {self.categories} do not cut the region of >= {self.min_tags} tags into "
+                             f"parts: give ascending tag counts starting at min_tags, e.g. "
+                             f"{list(range(self.min_tags, MAX_TAGS + 1))}, or null")
+
+    def _check_heavy_flavour_halves(self):
+        """A process comes from its inclusive sample or from both heavy-flavour halves (--hf-filter veto and
+        require), as the evaluation stitches them (multiscale.evaluation.yields): refused here, before generating."""
+        modes = {}
+        for sample in self.backgrounds:
+            modes.setdefault(sample.process, {}).setdefault(sample.hf_filter, []).append(sample.name)
+        for process, samples in modes.items():
+            if set(samples) in ({None}, {"veto", "require"}):
+                continue
+            names = ", ".join(f"{name} ({'--hf-filter ' + mode if mode else 'inclusive'})"
+                              for mode, names in samples.items() for name in names)
+            if None in samples:
+                why = "the inclusive sample overlaps the heavy-flavour halves: keep the inclusive one or the two halves"
+            else:
+                missing = ({"veto", "require"} - set(samples)).pop()
+                why = f"add its other half, a sample with --hf-filter {missing} (as qcd_hf in config/mass_scan.yaml)"
+            raise ValueError(f"backgrounds: process {process} has {names}: {why}")
 
     # --- files -------------------------------------------------------------------------------------------------
 
@@ -126,9 +214,34 @@ class Study:
         return [*self.truth_tagged("train", signals), *self.truth_tagged("test", signals),
                 *self.truth_tagged("train"), *self.truth_tagged("test")]
 
+    def split_directory(self, name, fold):
+        """The data directory of ``name`` ('mH<m>', or 'all': every mass) and ``fold`` (the split rule's output)."""
+        return self.data / "splits" / f"{name}_fold{fold}"
+
+    def split_files(self, name, fold):
+        """{"train": files, "test": files, "validation": files} of that data directory, in the study's sample order:
+        what its trainings are handed, file by file (train_multiscale.sh --data-train / --data-test)."""
+        masses = self.masses if name == "all" else [float(name[2:])]
+        directory, files = self.split_directory(name, fold), {"train": [], "test": [], "validation": []}
+        for path in self.split_inputs(masses):
+            split = split_of(path, fold, self.folds)
+            if split:
+                files[split].append(directory / split / path.name)
+        return files
+
     def evaluation_events(self):
         """The test copies of every sample: what the cut-based reference reads."""
         return self.truth_tagged("test", self.samples())
+
+    def evaluation_arguments(self):
+        """multiscale.study.mass_scan's event files, by sample: each mass's signal, the backgrounds' test copies
+        (the cut-based reference and the test sets) and their training copies (what the networks saw)."""
+        words = []
+        for mass, sample in self.signals.items():
+            words += ["--signal-events", f"{mass:g}", *map(str, self.truth_tagged("test", [sample]))]
+        words += ["--background-events", *map(str, self.truth_tagged("test"))]
+        words += ["--training-backgrounds", *map(str, self.truth_tagged("train"))]
+        return words
 
     # --- trainings ---------------------------------------------------------------------------------------------
 
@@ -147,34 +260,42 @@ class Study:
         return self.out / where / f"{model}_{self.features}_fold{fold}"
 
     def predictions(self):
-        """Every prediction file the evaluation reads (multiscale.study.mass_scan.prediction_path)."""
+        """Every prediction file the evaluation reads (multiscale.study.mass_scan.prediction_path), each with its
+        validation fold's (validation_path)."""
         files = [self.run_dir(where, model, fold) / "pred.root" for where, model, fold in self.trainings() if where != "param"]
         if self.config["param"]:
             files += [self.run_dir("param", "cross_param", fold) / f"pred_mH{mass:g}.root"
                       for fold in range(int(self.config["repeats"])) for mass in self.masses]
-        return files
+        return [path for test in files for path in (test, validation_path(test))]
 
     def models_evaluated(self):
         return [*self.config["models"], *(["cross_param"] if self.config["param"] else [])]
+
+
+def validation_path(prediction):
+    """The prediction of a training's validation fold, beside that of its test fold: pred.root ->
+    pred_validation.root, pred_mH1000.root -> pred_mH1000_validation.root."""
+    prediction = Path(prediction)
+    return prediction.with_name(f"{prediction.stem}_validation{prediction.suffix}")
 
 
 # --- the jobs' helpers ------------------------------------------------------------------------------------------
 
 
 def link_split(directory, fold, n_folds, files):
-    """DIR/test: the files of fold ``fold``; DIR/train: the others, except the test copies of the background (as
-    symbolic links, relative, so that the tree can move). ``files``: signal files and both truth-tagged copies."""
+    """DIR/test: the files of fold ``fold``; DIR/validation: those of its validation fold; DIR/train: the others
+    (split_of says which copy of each; as symbolic links, relative, so that the tree can move). ``files``: signal
+    files and both truth-tagged copies."""
     directory = Path(directory)
     tmp = directory.with_name(f".{directory.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    for split in ("train", "test"):
+    for split in ("train", "test", "validation"):
         (tmp / split).mkdir(parents=True)
     for path in map(Path, files):
-        in_fold = fold_of(path, n_folds) == fold
-        copies = path.parent.name
-        if copies == TRUTH_DIRS["train"] and in_fold or copies == TRUTH_DIRS["test"] and not in_fold:
+        split = split_of(path, fold, n_folds)
+        if split is None:
             continue
-        link = tmp / ("test" if in_fold else "train") / path.name
+        link = tmp / split / path.name
         link.symlink_to(os.path.relpath(path.resolve(), directory.resolve() / link.parent.name))
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)

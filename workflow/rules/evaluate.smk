@@ -1,6 +1,8 @@
 # The evaluation (metrics, limits, comparisons, plots: multiscale.study.mass_scan) and the HTML report.
 
-PLOTS = ["limit_vs_mass", "limit_vs_mass_no_mc_stat", "limit_vs_mass_syst", "significance_vs_mass"]
+import shlex
+
+PLOTS = ["limit_vs_mass", "limit_vs_mass_no_mc_stat", "limit_vs_mass_syst", "limit_vs_mass_smooth", "significance_vs_mass"]
 if study.ref_mass is not None:
     PLOTS.append(f"roc_mH{study.ref_mass:g}")
 
@@ -17,6 +19,9 @@ rule evaluate:
     params:
         masses=" ".join(f"{mass:g}" for mass in study.masses),
         models=" ".join(study.models_evaluated()),
+        categories=" ".join(map(str, study.categories)),
+        # the events by sample, file by file (Study owns the samples: none found by name)
+        events=" ".join(map(shlex.quote, study.evaluation_arguments())),
     log:
         f"{OUT}/evaluate.log",
     benchmark:
@@ -25,9 +30,9 @@ rule evaluate:
     message:
         "evaluate {params.models} at m_H = {params.masses} (limits, cut-based reference, plots)"
     shell:
-        "python -m multiscale.study.mass_scan --out {OUT} --data {DATA} --folds {study.folds} --masses {params.masses} "
+        "python -m multiscale.study.mass_scan --out {OUT} {params.events} --folds {study.folds} --masses {params.masses} "
         "--features {FEATURES} --models {params.models} --ref-mass {config[ref_mass]} --min-events {config[min_events]} "
-        "--jobs {threads} > {log} 2>&1"
+        "--min-tags {study.min_tags} --categories {params.categories} --jobs {threads} > {log} 2>&1"
 
 
 rule report:

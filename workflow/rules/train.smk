@@ -36,10 +36,20 @@ rule gpu_check:
         f"{ON_GPU} python -m multiscale.study.gpu_check {{params.models}} > {{output}}"
 
 
+def split_name(where):
+    """The data directory of a training: 'mH<m>', or 'all' (every mass) for the parameterised model."""
+    return "all" if where == "param" else where
+
+
+def split_files(where, fold, split):
+    """The files a training or prediction is handed, one by one (Study owns the samples: none found by name)."""
+    return study.split_files(split_name(where), int(fold))[split]
+
+
 def training_data(wildcards):
-    inputs = {"split": f"{DATA}/splits/{wildcards.where}_fold{wildcards.fold}"}
+    inputs = {"split": study.split_directory(split_name(wildcards.where), wildcards.fold)}
     if wildcards.where == "param":  # every mass, the background's hypotheses drawn from them
-        inputs = {"split": f"{DATA}/splits/all_fold{wildcards.fold}", "config": f"{OUT}/configs/jets_kin_param_train.yaml"}
+        inputs["config"] = f"{OUT}/configs/jets_kin_param_train.yaml"
     if GPU:
         inputs["gpu_check"] = rules.gpu_check.output[0]
     return inputs
@@ -57,6 +67,8 @@ rule train:
         fold=r"\d+",
     params:
         data_config=lambda wc, input: f"--data-config {input.config}" if wc.where == "param" else "",
+        train=lambda wc: split_files(wc.where, wc.fold, "train"),
+        test=lambda wc: split_files(wc.where, wc.fold, "test"),
     log:
         f"{OUT}/{{where}}/{RUN}.stdout",
     benchmark:
@@ -70,11 +82,47 @@ rule train:
     message:
         "train {wildcards.model} at {wildcards.where}, fold {wildcards.fold}"
     shell:
-        "steps=$(python -m multiscale.study.workflow steps-per-epoch --batch {config[batch]} {input.split}/train/*.root) "
-        "&& OMP_NUM_THREADS={threads} DATADIR_hh4b={input.split} MS_OUTDIR={OUT}/{wildcards.where} COMMENT=fold{wildcards.fold} "
-        f"{ON_GPU} {REPO}/train_multiscale.sh {{wildcards.model}} {FEATURES} -o seed $(({{wildcards.fold}} + 1)) "
+        "steps=$(python -m multiscale.study.workflow steps-per-epoch --batch {config[batch]} {params.train:q}) "
+        "&& OMP_NUM_THREADS={threads} MS_OUTDIR={OUT}/{wildcards.where} COMMENT=fold{wildcards.fold} "
+        f"{ON_GPU} {REPO}/train_multiscale.sh {{wildcards.model}} {FEATURES} --data-train {{params.train:q}} "
+        "--data-test {params.test:q} -o seed $(({wildcards.fold} + 1)) "
         "--num-epochs {config[epochs]} --batch-size {config[batch]} --in-memory --steps-per-epoch $steps "
         "--num-workers {config[workers]} --optimizer adamw --start-lr 2e-3 {params.data_config} > {log} 2>&1"
+
+
+# the validation fold of every training (Study: (fold + 1) % folds, not trained on), predicted as its test fold is:
+# the evaluation chooses each network's score cut and limit binning there, never on the test fold
+PREDICT = (f"OMP_NUM_THREADS={{threads}} COMMENT=fold{{wildcards.fold}} {ON_GPU} {REPO}/train_multiscale.sh predict "
+           f"{{wildcards.model}} {FEATURES}")
+
+
+rule predict_validation:
+    input:
+        model=f"{OUT}/{{where}}/{RUN}/net_best_epoch_state.pt",
+        split=lambda wc: study.split_directory(wc.where, wc.fold),
+    output:
+        f"{OUT}/{{where}}/{RUN}/pred_validation.root",
+    wildcard_constraints:
+        where=r"mH[0-9.]+",
+        model=alternatives(MODELS),
+        fold=r"\d+",
+    params:
+        validation=lambda wc: split_files(wc.where, wc.fold, "validation"),
+    log:
+        weaver=f"{OUT}/{{where}}/{RUN}/predict_validation.log",
+        stdout=f"{OUT}/{{where}}/{RUN}_validation.stdout",
+    benchmark:
+        f"{OUT}/benchmarks/predict/{{where}}_{RUN}_validation.tsv"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=GPU,
+        request_gpus=GPU,
+    priority: lambda wc: 100 - int(wc.fold)
+    message:
+        "predict the validation fold of {wildcards.model} at {wildcards.where}, fold {wildcards.fold}"
+    shell:
+        f"MS_OUTDIR={OUT}/{{wildcards.where}} {PREDICT} --data-test {{params.validation:q}} "
+        "--predict-output {output} --log {log.weaver} > {log.stdout} 2>&1"
 
 
 rule predict_param:
@@ -83,12 +131,17 @@ rule predict_param:
         split=f"{DATA}/splits/mH{{mass}}_fold{{fold}}",
         config=f"{OUT}/configs/jets_kin_param_mH{{mass}}.yaml",
     output:
-        f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/pred_mH{{mass}}.root",
+        test=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/pred_mH{{mass}}.root",
+        validation=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/pred_mH{{mass}}_validation.root",
+    params:
+        test=lambda wc: split_files(f"mH{wc.mass}", wc.fold, "test"),
+        validation=lambda wc: split_files(f"mH{wc.mass}", wc.fold, "validation"),
     wildcard_constraints:
         mass=r"[0-9.]+",
         fold=r"\d+",
     log:
         weaver=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/predict_mH{{mass}}.log",
+        validation=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/predict_mH{{mass}}_validation.log",
         stdout=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/predict_mH{{mass}}.stdout",
     benchmark:
         f"{OUT}/benchmarks/predict/cross_param_fold{{fold}}_mH{{mass}}.tsv"
@@ -97,8 +150,11 @@ rule predict_param:
         gpu=GPU,
         request_gpus=GPU,
     message:
-        "predict with cross_param at m_H = {wildcards.mass}, fold {wildcards.fold}"
+        "predict with cross_param at m_H = {wildcards.mass}, fold {wildcards.fold} (test and validation folds)"
     shell:
-        "OMP_NUM_THREADS={threads} DATADIR_hh4b={input.split} MS_OUTDIR={OUT}/param COMMENT=fold{wildcards.fold} "
-        f"{ON_GPU} {REPO}/train_multiscale.sh predict cross_param {FEATURES} --data-config {{input.config}} "
-        "--predict-output {output} --log {log.weaver} > {log.stdout} 2>&1"
+        "OMP_NUM_THREADS={threads} MS_OUTDIR={OUT}/param COMMENT=fold{wildcards.fold} "
+        f"{ON_GPU} {REPO}/train_multiscale.sh predict cross_param {FEATURES} --data-test {{params.test:q}} "
+        "--data-config {input.config} --predict-output {output.test} --log {log.weaver} > {log.stdout} 2>&1 && "
+        "OMP_NUM_THREADS={threads} MS_OUTDIR={OUT}/param COMMENT=fold{wildcards.fold} "
+        f"{ON_GPU} {REPO}/train_multiscale.sh predict cross_param {FEATURES} --data-test {{params.validation:q}} "
+        "--data-config {input.config} --predict-output {output.validation} --log {log.validation} >> {log.stdout} 2>&1"
