@@ -32,7 +32,8 @@ import numpy as np
 from ..generation import truth_tagging
 from ..generation.btagging import FLAVOUR_B, FLAVOUR_C, FLAVOUR_LIGHT, TagEfficiencies
 from ..generation.truth_tagging import CONFIGS, FLAVOUR_BRANCHES
-from ..schema import PHASE_SPACES, PROCESS_CODES
+from ..evaluation.yields import sample_name
+from ..schema import PHASE_SPACES
 
 SOURCES = ("light", "charm", "two b in one fat jet", "b in separate fat jets")
 REGIONS = (2, 3, 4)  # >= k tagged subjets
@@ -69,13 +70,6 @@ def file_sources(columns, efficiencies):
     return result
 
 
-def region_weights(columns, efficiencies, k):
-    """Per event, weight x the probability of >= k tags (the event's configurations summed)."""
-    flavour, exists = truth_tagging._flavour_and_exists(columns)
-    probability = truth_tagging.configuration_probabilities(flavour, exists, efficiencies)
-    return np.asarray(columns["weight"], dtype=np.float64) * probability[:, CONFIGS.sum(axis=1) >= k].sum(axis=1)
-
-
 def paired_ratios(after_paths, before_dir, efficiencies=TagEfficiencies(), n_boot=2000, seed=1):
     """{sample: {k: (ratio after / before, bootstrap std)}} for files of the same name in ``before_dir``
     holding the same events (checked: event ids and fat-jet pT)."""
@@ -96,7 +90,7 @@ def paired_ratios(after_paths, before_dir, efficiencies=TagEfficiencies(), n_boo
             def parts(columns):
                 w = np.asarray(columns["weight"], dtype=np.float64)
                 scale = float(np.mean(np.asarray(columns["xsec_fb"]) * np.asarray(columns["acceptance"]))) / w.sum()
-                return region_weights(columns, efficiencies, k) * scale
+                return truth_tagging.region_weights(columns, efficiencies, min_tags=k) * scale
             a = np.concatenate([parts(after) for after, _ in pairs])
             b = np.concatenate([parts(before) for _, before in pairs])
             draws = rng.integers(0, len(a), size=(n_boot, len(a)))
@@ -106,9 +100,9 @@ def paired_ratios(after_paths, before_dir, efficiencies=TagEfficiencies(), n_boo
 
 
 def sample_key(columns):
-    process = {code: name for name, code in PROCESS_CODES.items()}[int(columns["process"][0])]
-    phase = {code: name for name, code in PHASE_SPACES.items()}[int(columns.get("phase_space", [0])[0])]
-    return process if phase == "inclusive" else f"{process} ({phase})"
+    """The sample of a file's events, named as the yields name it: "qcd (hf_filtered)"."""
+    phase_space = int(columns["phase_space"][0]) if "phase_space" in columns else PHASE_SPACES["inclusive"]
+    return sample_name(int(columns["process"][0]), phase_space)
 
 
 def sample_sources(paths, efficiencies=TagEfficiencies()):
