@@ -209,6 +209,18 @@ def write_toy(path, rng, separation=1.0, n_signal=300, n_background=3000, first_
                             fj2_nbtag=np.full(len(mass), 1), **jets)
 
 
+def test_taggers_on_different_test_entries_are_bootstrapped_each_on_its_own(tmp_path):
+    """Predictions that do not hold the same test entries give no paired ratio, a note, and each tagger's own
+    rejections (the evaluation goes on)."""
+    from multiscale.study.mass_scan import rejection_bootstraps
+
+    rng = np.random.default_rng(5)
+    paths = {"cross": write_toy(tmp_path / "a.root", rng), "concat": write_toy(tmp_path / "b.root", rng, first_event=10**6)}
+    result = rejection_bootstraps(paths, min_tags=3, luminosity_fb=3000.0, n_bootstrap=20)
+    assert result["ratios"] == {} and "note" in result
+    assert set(result["rejections"]) == set(result["per_model"]) == {"cross", "concat"}
+
+
 @pytest.fixture(scope="module")
 def toy_study(tmp_path_factory):
     """Two models (cross separates better than kin) trained on two folds of three at m_H = 1 TeV, each with its test

@@ -38,8 +38,8 @@ from scipy import optimize, stats
 
 from ..study.compare import ALPHA, POWER, log_ratio
 from .io import PredictionError
-from .metrics import Roc, background_efficiency_at, roc, working_point
-from .yields import event_index, yield_weights
+from .metrics import Roc, rejection_at, roc, working_point
+from .yields import EVENT_IDENTITY, event_index, yield_weights
 
 SIGNAL_EFFICIENCIES = (0.3, 0.5)
 N_BOOTSTRAP = 1000
@@ -63,8 +63,7 @@ def common_test_sample(predictions, luminosity_fb):
     which must hold the same test entries in the same order (taggers evaluated on one test sample)."""
     names = list(predictions)
     first = predictions[names[0]]
-    identity = [b for b in ("is_signal", "process", "phase_space", "gen_seed", "event_id", "fj1_nbtag", "fj2_nbtag")
-                if first.has(b)]
+    identity = [b for b in ("is_signal", *EVENT_IDENTITY, "fj1_nbtag", "fj2_nbtag") if first.has(b)]
     for name in names[1:]:
         other = predictions[name]
         if len(other) != len(first) or not all(
@@ -120,11 +119,6 @@ class _SortedScore:
         return Roc(s / s[-1], b / b[-1], np.empty(0), np.empty(0))
 
 
-def _rejection(curve, efficiency):
-    eff_b = background_efficiency_at(curve, efficiency)
-    return np.inf if eff_b <= 0 else 1.0 / eff_b
-
-
 def bootstrap_rejections(scores, is_signal, weight, group, efficiencies=SIGNAL_EFFICIENCIES,
                          n_bootstrap=N_BOOTSTRAP, seed=0, stratum=None):
     """{name: array (n_bootstrap, len(efficiencies)) of rejections} of the taggers ``scores`` ({name:
@@ -148,7 +142,7 @@ def bootstrap_rejections(scores, is_signal, weight, group, efficiencies=SIGNAL_E
                 resampled[entries] *= total / drawn
         for name, tagger in sorted_scores.items():
             curve = tagger.curve(resampled)
-            out[name][r] = [_rejection(curve, eff) for eff in efficiencies]
+            out[name][r] = [rejection_at(curve, eff) for eff in efficiencies]
     return out
 
 
@@ -214,8 +208,6 @@ def power_of_t_test(log_ratio_true, sd, n_pairs, test_train_ratio=0.0, alpha=ALP
     critical = stats.t.isf(alpha / 2.0, dof)
     # the lower tail P(T < -c) as P(T > c) at -noncentrality: scipy's nct.cdf gives NaN far in that tail
     return float(stats.nct.sf(critical, dof, noncentrality) + stats.nct.sf(critical, dof, -noncentrality))
-
-
 
 
 def detectable_ratio(sd, n_pairs, test_train_ratio=0.0, alpha=ALPHA, power=POWER):

@@ -14,7 +14,9 @@ source that describes its tagged subjets:
 
 N_eff is the effective number of MC events behind it, (sum w)^2 / sum w^2 over events (an event's
 configurations summed first). A sample's cross section in a region is that of its files (``xsec_fb x acceptance x`` the weighted
-fraction of the file's events in it), averaged over the files of the sample as the yields do.
+fraction of the file's events in it), averaged over the files of the sample (the yields instead
+take the sample's mean xsec x acceptance times the weighted fraction of all its events; the two agree
+when the files' weight sums do).
 
     python -m multiscale.study.btag_sources DIR [DIR ...] [--json out.json] [--before DIR_BEFORE]
 

@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..evaluation import cutbased, smooth_background, tagger_comparison
-from ..evaluation.io import Prediction, read_event_files, read_prediction
+from ..evaluation.io import Prediction, PredictionError, read_event_files, read_prediction
 from ..evaluation.limits import limit_from_histograms, score_histograms, signal_cross_section, systematics_of
 from ..evaluation.metrics import (
     MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, auc, effective_events, enough_events, roc, validated_significance,
@@ -459,7 +459,7 @@ def rejection_bootstraps(paths, min_tags, luminosity_fb, n_bootstrap=tagger_comp
     predictions = {model: in_tag_region(read_prediction(path), min_tags) for model, path in paths.items()}
     try:
         is_signal, weight, group, scores = tagger_comparison.common_test_sample(predictions, luminosity_fb)
-    except ValueError as error:  # not one test sample (another selection): each tagger on its own, no paired ratio
+    except PredictionError as error:  # not one test sample (another selection): each tagger on its own, no paired ratio
         alone = [rejection_bootstraps({model: path}, min_tags, luminosity_fb, n_bootstrap) for model, path in paths.items()]
         return {"rejections": {m: r for part in alone for m, r in part["rejections"].items()},
                 "per_model": {m: r for part in alone for m, r in part["per_model"].items()}, "ratios": {},
