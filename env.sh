@@ -13,9 +13,9 @@ if [ -n "$MS_NO_VENV" ]; then
 elif [ ! -f "$_MS_STAMP" ]; then
     echo "[env.sh] setting up $_MS_VENV (first use: a few minutes)" >&2
     python3 -m venv "$_MS_VENV" || return 1 2>/dev/null || exit 1
-    # torch first: pinned, so pip takes the local CPU build instead of a multi-GB CUDA download
+    # torch first, at its pin in pyproject.toml: pip then takes the local CPU build instead of a multi-GB CUDA download
     "$_MS_VENV/bin/python" -m pip install -q --upgrade pip \
-        && "$_MS_VENV/bin/python" -m pip install -q "torch==2.13.0" \
+        && "$_MS_VENV/bin/python" -m pip install -q "$("$_MS_VENV/bin/python" "$_MS_ROOT/tools/pinned.py" torch)" \
         && "$_MS_VENV/bin/python" -m pip install -q -e "$_MS_ROOT[test,cluster]" \
         || { echo "[env.sh] installation failed" >&2; return 1 2>/dev/null || exit 1; }
     rm -f "$_MS_VENV"/.installed-* && touch "$_MS_STAMP"

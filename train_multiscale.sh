@@ -14,6 +14,8 @@
 #           (the table of both: multiscale/definitions.py)
 # data:     --data-train FILE... / --data-test FILE... (weaver's options): exactly those files; without them
 #           every .root file of DATADIR_hh4b/train and DATADIR_hh4b/test (named on the terminal)
+# options:  weaver's, after the driver's defaults (multiscale/driver_options.py); --in-memory loads every
+#           event once, and without --steps-per-epoch trains one pass over them per epoch
 # env:      DATADIR_hh4b (datasets; default ./datasets/hh4b), MS_OUTDIR (trainings; default ./training),
 #           DDP_NGPUS=n (torchrun with n processes: nccl on GPUs, gloo on CPUs), COMMENT (run-name suffix),
 #           PYTHONHASHSEED (default 0: with -o seed N a training is reproduced bit for bit on CPU)
@@ -46,45 +48,8 @@ setup() {  # MODEL [FEATURES] ...: sets datacfg, netopts, run, rundir, and nargs
     rundir="${MS_OUTDIR:-training}/$run"
 }
 
-require_data() {  # SPLIT
-    local dir="$DATADIR_hh4b/$1"
-    compgen -G "$dir/*.root" >/dev/null || die "no $1 data in $dir: run './train_multiscale.sh demo', generate files with tools/generate_events.py (see README), set DATADIR_hh4b, or give --data-$1 FILE..."
-}
-
 require_model() {
     [[ -f "$rundir/net_best_epoch_state.pt" ]] || die "no trained model $rundir/net_best_epoch_state.pt: train it first with './train_multiscale.sh $MODEL $FEATURES'"
-}
-
-data_options() {  # [extra weaver args] -> data_train, data_test (the --data-train/--data-test files), args (the rest)
-    local arg into=""
-    data_train=() data_test=() args=()
-    for arg in "$@"; do
-        case "$arg" in
-            --data-train|--data-test) into=${arg#--data-}; continue ;;
-            --data-train=*) data_train+=("${arg#*=}"); into=""; continue ;;
-            --data-test=*) data_test+=("${arg#*=}"); into=""; continue ;;
-            -*) into="" ;;
-        esac
-        case "$into" in
-            train) data_train+=("$arg") ;;
-            test) data_test+=("$arg") ;;
-            *) args+=("$arg") ;;
-        esac
-    done
-}
-
-split_files() {  # SPLIT: files (every .root file of DATADIR_hh4b/SPLIT, named: nothing left out unseen)
-    require_data "$1"
-    files=("$DATADIR_hh4b/$1"/*.root)
-    echo "train_multiscale.sh: $1 files: every file of $DATADIR_hh4b/$1 (${#files[@]}: $(basename -a "${files[@]}" | paste -sd' '))" >&2
-}
-
-train_files() {  # the --data-train files, else every file of DATADIR_hh4b/train (one list: each fetch reads every file)
-    if ((${#data_train[@]})); then files=("${data_train[@]}"); else split_files train; fi
-}
-
-test_files() {  # one plain list: weaver writes one prediction file (groups would give one per group)
-    if ((${#data_test[@]})); then files=("${data_test[@]}"); else split_files test; fi
 }
 
 device_opts() {
@@ -111,64 +76,33 @@ weaver_cmd() {  # the trainer, under torchrun when DDP_NGPUS > 1 (see multiscale
     fi
 }
 
-fetch_opts() {  # [extra weaver args] -> fetch: how much of the data weaver loads at a time
-    # --in-memory loads the data once and trains on it for good: only --fetch-step 1 loads every
-    # event (weaver's default, 0.01, would train on 1% of them)
-    local arg prev="" in_memory=0 step=""
-    for arg in "$@"; do
-        [[ "$arg" == --in-memory ]] && in_memory=1
-        [[ "$prev" == --fetch-step ]] && step=$arg
-        [[ "$arg" == --fetch-step=* ]] && step=${arg#--fetch-step=}
-        prev=$arg
-    done
-    if ((in_memory)); then
-        [[ -z "$step" || "$step" == 1 || "$step" == 1.0 ]] \
-            || die "--in-memory with --fetch-step $step would train on only that fraction of the events, loaded once: drop --fetch-step (the driver passes 1)"
-        fetch=(--fetch-step 1)
-    else
-        fetch=(--fetch-step 0.2)  # streaming: a fifth of every file per fetch, all files every epoch
-    fi
-}
-
 common_opts() {
     echo --data-config "$datacfg" --network-config networks/multiscale_cross.py --custom-functions data/jet_functions.py
+}
+
+plan() {  # train|predict [extra weaver args] -> the files and options (multiscale/driver_options.py)
+    local words
+    words=$(python -m multiscale.driver_options "$1" --datadir "$DATADIR_hh4b" -- "${@:2}") || exit 1
+    eval "$words"
 }
 
 train() {
     setup "$@"
     shift "$nargs"
-    data_options "$@"
-    set -- "${args[@]}"
-    resumed_epoch "$@"
+    plan train "$@"
     [[ -z "$resume" ]] || python -m multiscale.best_epoch check "$rundir/net" "$rundir/train.log" "$resume" || exit 1
     device_opts
     weaver_cmd
-    train_files; local train=("${files[@]}")
-    test_files; local test=("${files[@]}")
     python -m multiscale.training_inputs "$datacfg" --train "${train[@]}" --test "${test[@]}" || exit 1
-    fetch_opts "$@"
     mkdir -p "$rundir"
     # shellcheck disable=SC2046
     "${cmd[@]}" $(common_opts) "${netopts[@]}" \
         --data-train "${train[@]}" --data-test "${test[@]}" \
         --model-prefix "$rundir/net" "$logopt" "$rundir/train.log" --predict-output "$rundir/pred.root" \
-        --tensorboard "$run" --gpus "$gpus" \
-        --num-epochs 20 --batch-size 256 --start-lr 1e-3 --optimizer ranger \
-        --num-workers 1 "${fetch[@]}" \
-        "$@"
+        --tensorboard "$run" --gpus "$gpus" "${options[@]}" "${args[@]}"
     local rc=$?
-    [[ -z "$resume" ]] || keep_best --data-test "${test[@]}" "$@" || rc=$?
+    [[ -z "$resume" ]] || keep_best --data-test "${test[@]}" "${args[@]}" || rc=$?
     return "$rc"
-}
-
-resumed_epoch() {  # [extra weaver args] -> resume: the --load-epoch value, if any
-    local arg prev=""
-    resume=""
-    for arg in "$@"; do
-        [[ "$prev" == --load-epoch ]] && resume=$arg
-        [[ "$arg" == --load-epoch=* ]] && resume=${arg#--load-epoch=}
-        prev=$arg
-    done
 }
 
 keep_best() {  # [extra weaver args]: after --load-epoch, the best epoch of all runs, not of the resumed one
@@ -184,18 +118,15 @@ keep_best() {  # [extra weaver args]: after --load-epoch, the best epoch of all 
 predict() {
     setup "$@"
     shift "$nargs"
-    data_options "$@"
-    set -- "${args[@]}"
     require_model
+    plan predict "$@"
     device_opts
-    test_files
-    python -m multiscale.check_inputs "$datacfg" "${files[@]}" || exit 1
+    python -m multiscale.check_inputs "$datacfg" "${test[@]}" || exit 1
     # shellcheck disable=SC2046
     weaver --predict $(common_opts) "${netopts[@]}" \
-        --data-test "${files[@]}" --model-prefix "$rundir/net_best_epoch_state.pt" \
+        --data-test "${test[@]}" --model-prefix "$rundir/net_best_epoch_state.pt" \
         --predict-output "$rundir/pred.root" --log "$rundir/predict.log" \
-        --gpus "$gpus" --batch-size 256 --num-workers 1 \
-        "$@"
+        --gpus "$gpus" "${options[@]}" "${args[@]}"
 }
 
 export_onnx() {

@@ -6,11 +6,8 @@
 # writes $OUT/benchmark_gpu.json (the figures, docs/benchmark_gpu.json), $OUT/benchmark_gpu.log
 # and the profiler tables $OUT/profile_{eager,compiled}.txt ($OUT defaults to /tmp/benchmark_gpu).
 # What the machine needs besides python3 with a CUDA torch, onnxruntime, numba, pandas, scikit-learn:
-#   - the Python packages that the GPU image lacks, as wheels in .whl/ (tools/gpu_env.sh installs them), e.g.
-#     pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-#       --platform manylinux2014_x86_64 -d .whl weaver-core==0.5.3 uproot==5.7.7 awkward==2.14.0 \
-#       awkward-cpp==57 vector==1.9.0 cramjam==2.14.0 lz4==4.4.5
+#   - the Python packages that the GPU image lacks, as wheels in .whl/ at the versions pyproject.toml pins
+#     (tools/gpu_env.sh installs them; its header has the command that downloads them)
 #   - ROOT files for weaver's loop in $GPU_BENCH_DATA (default datasets/gpu_bench: 2000 hh4b + 2000 QCD
 #     events in 8 files, tools/generate_events.py --events-per-file 500, see docs/performance.md).
 # Sizes are chosen to finish in about 6 minutes on an H100/H200 (torch.compile and weaver have budgets).

@@ -29,7 +29,7 @@ from multiscale.cli_common import OneLineParser
 from multiscale.schema import TREE_NAME
 from multiscale.weaver_io import load_data_config
 
-# the branches that identify the generated events of a file (see generation/run.py)
+# the branches that identify the generated events of a file (see generation/chunk.py)
 IDENTITY_BRANCHES = ("process", "gen_seed", "event_id")
 
 

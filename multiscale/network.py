@@ -1,7 +1,8 @@
 """The network weaver trains: ``get_model`` and ``get_loss``, as ``networks/multiscale_cross.py``
 hands them to ``weaver --network-config``.
 
-Options (``-o NAME VALUE``): ``preset`` ('default' | 'paper' | 'paper_wide'), ``seed`` (initial weights),
+Options (``-o NAME VALUE``): ``preset`` (a name of ``multiscale.definitions.PRESETS``, listed by
+``python -m multiscale.definitions presets``, the default first), ``seed`` (initial weights),
 ``batched_loader`` (the training loop's batches, below), and every field of
 ``multiscale.nn.NetworkConfig`` (fusion, jet_dim, ..., cpu_kernels). The streams come from the data
 config's input groups, so one network serves every data/*.yaml. The resolved configuration is
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from weaver.utils.logger import _logger
 
+from multiscale.definitions import DEFAULT_PRESET
 from multiscale.nn import MultiScaleTransformer, discover_streams, resolve
 from multiscale.nn.config import describe
 from multiscale.nn.streams import ignored_inputs
@@ -37,7 +39,7 @@ def get_model(data_config, **options):
         # weaver shuffles the events with numpy's global generator, which it never seeds (its loaders are
         # iterated after the model is built, so this fixes the event order too)
         np.random.seed(seed)
-    preset = options.pop("preset", "default")
+    preset = options.pop("preset", DEFAULT_PRESET)
     fusion_given = "fusion" in options
 
     config = resolve(preset, **options)

@@ -39,6 +39,10 @@ CONSTITUENT_FIELDS = ("px", "py", "pz", "energy", "deta", "dphi", "charge", "pid
 OBJECT_FIELDS = ("pt", "eta", "phi", "energy", "mass", "btag", "type", "mask")
 # fixed slots of the 9 event-object tokens (obj_* branches); ``obj_type`` holds the slot index + 1
 SUBJET_SLOTS = ("fj1_sj1", "fj1_sj2", "fj2_sj1", "fj2_sj2")  # two exclusive-kT subjets per fat jet
+MAX_TAGS = len(SUBJET_SLOTS)  # b-tagged subjets of an event at most (fj1_nbtag + fj2_nbtag)
+# truth tagging's b-tag classes by number of b-tagged subjets (the ``tag_class`` branch is the index):
+# every selection ">= k tags" with k = 2, 3, 4 is a union of whole classes
+TAG_CLASSES = ((0, 1), (2,), (3,), (4,))
 OBJECT_SLOTS = ("fj1", "fj2", *SUBJET_SLOTS, "H_cand", "jet", "MET")
 N_OBJECTS = len(OBJECT_SLOTS)
 

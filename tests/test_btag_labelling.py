@@ -96,6 +96,7 @@ def test_the_small_r_jet_is_not_a_subjet():
 def test_one_hadron_never_labels_two_subjets_in_pythia_events():
     """Real hh4b events through the generator's reconstruction: b-labelled jets never outnumber the b hadrons
     that could label them, and the events do hold hadrons within 0.3 of two subjets (the case the rule is for)."""
+    from multiscale.definitions import Preselection
     from multiscale.generation import reconstruction
     from multiscale.generation.run import RunConfig
     from multiscale.generation.sources import PythiaSource
@@ -103,7 +104,7 @@ def test_one_hadron_never_labels_two_subjets_in_pythia_events():
 
     source = PythiaSource.builtin(RunConfig(process="hh4b", events=1, outdir="."), seed=7)
     batch = source.next(60)
-    selection = reconstruction.Selection(fj1_ptmin=250.0, fj2_ptmin=250.0)
+    selection = Preselection(fj1_ptmin=250.0, fj2_ptmin=250.0)
     accepted, columns = reconstruction.reconstruct(
         batch.particles, ChargeTable(source.particle_data()), selection, EFF, np.random.default_rng(0))
     assert len(accepted) > 10

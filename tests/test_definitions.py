@@ -1,21 +1,31 @@
-"""The experiment's definitions written once (multiscale/definitions.py): the driver's model table, the presets,
-the parameterised model's masses, and the study's bookkeeping that reads them (multiscale/study/workflow.py)."""
+"""The experiment's definitions written once (multiscale/definitions.py) and read everywhere: the driver hands weaver
+each model as the module defines it, the presets and the parameterised model's masses, and the study
+(multiscale/study/workflow.py) is what config/mass_scan.yaml says, checked against its schema. No value of the config
+is restated here: the tests hold whatever the config holds."""
 
+import ast
+import itertools
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import yaml
+import torch
 
 from multiscale import definitions
-from multiscale.nn.config import resolve
+from multiscale.interpret.data import feature_index
 from multiscale.preprocessing import mass_hypothesis
-from multiscale.study import gpu_slots
 from multiscale.study.workflow import Study, link_split, parse_masses, write_param_config
+from multiscale.synthetic import synthetic_inputs
 from multiscale.weaver_io import build_model, load_data_config
+from tests.helpers import REPO, default_config
 
-REPO = Path(__file__).resolve().parents[1]
+SMALL = dict(jet_dim=16, jet_heads=2, jet_layers=1, obj_dim=16, obj_heads=2, obj_layers=1, cross_layers=1, mlp_dims=(16,))
+
+# a stand-in for weaver that writes its command line to $FAKE_WEAVER_ARGS
+FAKE_WEAVER = "import json, os, sys\nopen(os.environ['FAKE_WEAVER_ARGS'], 'w').write(json.dumps(sys.argv[1:]))\n"
 
 
 def driver(*args, **env):
@@ -23,29 +33,76 @@ def driver(*args, **env):
                           env={**os.environ, **env})
 
 
-def test_the_driver_takes_its_models_and_features_from_the_module(tmp_path):
-    for model in definitions.MODELS:
-        for features in definitions.FEATURES:
-            # past the model table: stops at the missing checkpoint, naming the run directory of that model
-            result = driver("export", model, features, MS_OUTDIR=str(tmp_path))
-            assert result.returncode == 1 and f"{tmp_path}/{model}_{features}/net_best_epoch_state.pt" in result.stderr
+def weaver_options(words):
+    """{"--data-config": path, "-o": {name: value}} of a weaver command line (values as weaver's literal_eval reads them)."""
+    options = {"-o": {}}
+    for i, word in enumerate(words):
+        if word == "-o":
+            options["-o"][words[i + 1]] = ast.literal_eval(words[i + 2])
+        elif word == "--data-config":
+            options[word] = words[i + 1]
+    return options
+
+
+def test_the_driver_hands_weaver_each_model_of_the_module(tmp_path):
+    """Every MODEL of multiscale.definitions, with each FEATURES: the driver runs weaver with that model's data config
+    and network options (exported with a stand-in weaver that records its command line)."""
+    fake_weaver = tmp_path / "fake_weaver.py"
+    fake_weaver.write_text(FAKE_WEAVER)
+    weaver = {"BASH_FUNC_weaver%%": f'() {{ "{sys.executable}" "{fake_weaver}" "$@"; }}'}  # a function wins over the venv's
+    for model, features in zip(definitions.MODELS, itertools.cycle(definitions.FEATURES)):
+        rundir = tmp_path / f"{model}_{features}"
+        rundir.mkdir()
+        (rundir / "net_best_epoch_state.pt").write_text("")
+        recorded = tmp_path / f"{model}.json"
+        result = driver("export", model, features, MS_OUTDIR=str(tmp_path), FAKE_WEAVER_ARGS=str(recorded), **weaver)
+        assert result.returncode == 0, result.stderr
+        words = json.loads(recorded.read_text())
+        assert weaver_options(words) == {"--data-config": definitions.MODELS[model].data_config,
+                                         "-o": definitions.network_options(model, features)}, (model, features)
+        assert str(rundir / "net_best_epoch_state.pt") in words
+
+
+def test_the_driver_refuses_what_the_module_does_not_define():
     unknown = driver("nomodel")
     assert unknown.returncode == 2 and "unknown MODEL 'nomodel' (" + " | ".join(definitions.MODELS) in unknown.stderr
-    assert "unknown FEATURES 'bogus'" in driver("cross", "bogus").stderr
-    text = (REPO / "train_multiscale.sh").read_text()
-    assert "data/jets_kin.yaml" not in text and "'paper'" not in text, "the driver restates the model table"
+    bogus = driver("cross", "bogus")
+    assert bogus.returncode == 2 and "unknown FEATURES 'bogus' (" + " | ".join(definitions.FEATURES) in bogus.stderr
 
 
-def test_network_options_of_every_model_build_with_its_data_config():
-    assert resolve("paperb").obj_max_features == 6 and resolve("paper").obj_max_features == 5
+def test_the_definitions_command_line_prints_the_module(capsys):
+    """What the driver reads: the model names, and a model's data config and network options."""
+    assert definitions.main(["models"]) == 0
+    assert capsys.readouterr().out.split() == list(definitions.MODELS)
+    for model in definitions.MODELS:
+        assert definitions.main(["weaver-options", model, "paper"]) == 0
+        words = capsys.readouterr().out.split("\n")[:-1]
+        assert words[0] == definitions.MODELS[model].data_config
+        assert weaver_options(words)["-o"] == definitions.network_options(model, "paper")
+    assert definitions.main(["weaver-options", "nomodel", "paper"]) == 2
+    assert "unknown MODEL 'nomodel'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("features", list(definitions.FEATURES))
+def test_every_model_builds_with_its_data_config_and_sees_its_mass_hypothesis(features):
+    """Each model's options build a network on its data config; a parameterised model's output moves with the m_H
+    hypothesis, whatever preset limits the object features (small widths on top of the preset: the inputs are the point)."""
     for model, definition in definitions.MODELS.items():
-        options = definitions.network_options(model, "paperb")
-        built, _ = build_model(load_data_config(REPO / definition.data_config), **options)
-        assert built.config.obj_max_features == (7 if definition.mass_hypothesis else 6)  # the mass hypothesis kept
-        assert definitions.weaver_arguments(model, "paperb")[0] == definition.data_config
-    assert definitions.weaver_arguments("cross", "full")[1:] == ["-o", "fusion", "'cross'", "-o", "preset", "'default'"]
+        data_config = load_data_config(REPO / definition.data_config)
+        torch.manual_seed(0)
+        built, info = build_model(data_config, **definitions.network_options(model, features), **SMALL)
+        inputs = synthetic_inputs(info, 4, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            output = built.eval()(*inputs)
+        assert torch.isfinite(output).all()
+        if definition.mass_hypothesis:
+            hypothesis = feature_index(data_config, "ev_features", "obj_mhyp")
+            other_mass = [x.clone() for x in inputs]
+            other_mass[info["input_names"].index("ev_features")][:, hypothesis] += 1.0
+            with torch.no_grad():
+                assert not torch.allclose(built(*other_mass), output), f"{model} {features} ignores the m_H hypothesis"
     with pytest.raises(ValueError, match="unknown MODEL"):
-        definitions.network_options("nomodel", "full")
+        definitions.network_options("nomodel", features)
 
 
 def test_the_parameterised_configs_carry_the_masses_they_are_written_with(tmp_path):
@@ -59,33 +116,59 @@ def test_the_parameterised_configs_carry_the_masses_they_are_written_with(tmp_pa
     assert load_data_config(tmp_path / "train.yaml").var_funcs["mass_hyp"] == "mass_hypothesis(mH, event_id, [600, 1500])"
 
 
-def default_config(**overrides):
-    return {**yaml.safe_load((REPO / "config" / "mass_scan.yaml").read_text()), **overrides}
+def validate_against_the_schema(config):
+    from snakemake.utils import validate
+
+    validate(config, str(REPO / "workflow" / "schemas" / "mass_scan.schema.yaml"))
 
 
-def test_the_default_study_samples_and_trainings():
-    """config/mass_scan.yaml: 4000 signal events per mass (seed 1000 + m_H), 27000 heavy-flavour-vetoed QCD (seed 11),
-    2500 heavy-flavour-filtered QCD (seed 13) and 3000 ttbar (seed 12) in 5 files each; 3 trainings per model at
-    600, 1000 and 2000 GeV; the parameterised model only when asked for."""
-    study = Study(default_config())
-    assert study.masses == [600.0, 1000.0, 2000.0]
-    signal = study.signals[600.0]
-    assert (signal.events, signal.seed, signal.events_per_file, signal.stem(4)) == (4000, 1600, 800, "hh4b_mH600_1600_4")
-    assert [(s.name, s.events, s.seed, s.events_per_file) for s in study.backgrounds] == [
-        ("qcd", 27000, 11, 5400), ("qcd_hf", 2500, 13, 500), ("ttbar", 3000, 12, 600)]
-    assert [s.stem(0) for s in study.backgrounds] == ["qcd_nohf_11_0", "qcd_hf_13_0", "ttbar_12_0"]
-    assert signal.generator_arguments(study.config["preselection"]) == [
-        "--process", "hh4b", "--events", "4000", "--events-per-file", "800", "--seed", "1600", "--mH", "600",
-        "--fj1-ptmin", "250", "--fj2-ptmin", "250", "--fj-etamax", "2.0", "--xsec-fb", "10"]
+def test_the_config_follows_its_schema():
+    """config/mass_scan.yaml as the workflow checks it: the schema takes it, and refuses a wrong type or an unknown key."""
+    from snakemake.exceptions import WorkflowError
+
+    validate_against_the_schema(default_config())
+    for wrong in ({"folds": "five"}, {"models": "cross"}, {"epochs": 0}, {"typo_key": 1}):
+        with pytest.raises(WorkflowError):
+            validate_against_the_schema(default_config(**wrong))
+
+
+def test_the_study_is_what_its_config_says():
+    """Samples, files and trainings follow from config/mass_scan.yaml, whatever its values: each mass's signal with the
+    signal's events and seed + m_H, the backgrounds as listed, folds x chunks_per_fold files per sample, every model
+    at every mass (repeats_ref of them at ref_mass), the parameterised model once over all masses."""
+    config = default_config()
+    study = Study(config)
+    assert study.masses == [float(m) for m in parse_masses(config["masses"]) or definitions.STUDY_MASSES]
+    assert study.chunks == config["folds"] * config["chunks_per_fold"]
+    for mass, signal in study.signals.items():
+        assert (signal.process, signal.events, signal.seed) == (
+            config["signal"]["process"], int(config["signal"]["events"] * config["scale"]), config["signal"]["seed"] + mass)
+        arguments = signal.generator_arguments(config["preselection"])
+        assert arguments[arguments.index("--mH") + 1] == f"{mass:g}"
+        assert arguments[arguments.index("--seed") + 1] == str(signal.seed)
+    assert [(s.name, s.process, s.events, s.seed) for s in study.backgrounds] == [
+        (name, sample["process"], int(sample["events"] * config["scale"]), sample["seed"])
+        for name, sample in config["backgrounds"].items()]
+    for sample in study.samples():
+        arguments = sample.generator_arguments(config["preselection"])
+        assert " ".join(map(str, config["preselection"])) in " ".join(arguments)  # every sample: the same cuts
+        assert len(study.generated(sample)) == study.chunks >= sample.events / sample.events_per_file
     # every training predicts its test fold and its validation fold
-    assert 2 * len(study.trainings()) == len(study.predictions()) == 2 * 3 * 4 * 3
-    everything = Study(default_config(masses=None, repeats_ref=5, param=True))
-    trainings = everything.trainings()
+    assert 2 * len(study.trainings()) == len(study.predictions())
+
+    everything = Study(default_config(masses=None, ref_mass=definitions.STUDY_MASSES[0], repeats=2, repeats_ref=3,
+                                      param=True))
+    models = config["models"]
     assert everything.masses == [float(m) for m in definitions.STUDY_MASSES]
-    assert len(trainings) == 4 * (4 * 3 + 5) + 3 and ("param", "cross_param", 2) in trainings
-    assert len(everything.predictions()) == 2 * (4 * (4 * 3 + 5) + 3 * 5)
-    scaled = Study(default_config(scale=2, chunks_per_fold=4))
-    assert scaled.backgrounds[0].events == 54000 and scaled.chunks == 20
+    at_masses = [run for run in everything.trainings() if run[0] != "param"]
+    assert len(at_masses) == len(models) * (3 + 2 * (len(definitions.STUDY_MASSES) - 1))
+    assert {run for run in everything.trainings() if run[0] == "param"} == {("param", "cross_param", 0),
+                                                                            ("param", "cross_param", 1)}
+    # the parameterised model predicts every mass
+    assert len(everything.predictions()) == 2 * (len(at_masses) + 2 * len(definitions.STUDY_MASSES))
+    scaled = Study(default_config(scale=2 * config["scale"], chunks_per_fold=2 * config["chunks_per_fold"]))
+    assert [s.events for s in scaled.samples()] == [2 * s.events for s in study.samples()]
+    assert scaled.chunks == 2 * study.chunks
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -125,7 +208,7 @@ def test_masses_are_numbers_however_they_are_given(given, masses):
 
 def four_backgrounds():
     """The default study with ttbar in two heavy-flavour halves: a fourth background sample, ttbar_hf."""
-    config = default_config(masses=[1000])
+    config = default_config(masses=[1000], chunks_per_fold=1)
     config["backgrounds"] = {**config["backgrounds"],
                              "ttbar": {**config["backgrounds"]["ttbar"], "options": ["--hf-filter", "veto"]},
                              "ttbar_hf": {"process": "ttbar", "events": 500, "seed": 14, "options": ["--hf-filter", "require"]}}
@@ -140,8 +223,8 @@ def test_every_sample_of_the_config_is_in_training_test_and_evaluation():
     assert stems["ttbar_hf"] == "ttbar_hf_14" and len(study.backgrounds) == 4
     for fold in range(study.folds):
         files = study.split_files("mH1000", fold)
-        validation = (fold + 1) % 5  # training r chooses its cuts on fold r + 1, and does not train on it
-        for split, chunks in (("train", [c for c in range(5) if c not in (fold, validation)]), ("test", [fold]),
+        validation = (fold + 1) % study.folds  # training r chooses its cuts on fold r + 1, and does not train on it
+        for split, chunks in (("train", [c for c in range(study.folds) if c not in (fold, validation)]), ("test", [fold]),
                               ("validation", [validation])):
             names = sorted(path.name for path in files[split])
             assert names == sorted(f"{stem}_{c}.root" for stem in stems.values() for c in chunks), (fold, split)
@@ -156,7 +239,7 @@ def test_every_sample_of_the_config_is_in_training_test_and_evaluation():
     assert sections["--signal-events"][0] == "1000"
     for option, directory in (("--background-events", "truth_test"), ("--training-backgrounds", "truth_train_physical")):
         assert sorted(Path(f).name for f in sections[option]) == sorted(
-            f"{stem}_{c}.root" for name, stem in stems.items() if name != "hh4b_mH1000" for c in range(5))
+            f"{stem}_{c}.root" for name, stem in stems.items() if name != "hh4b_mH1000" for c in range(study.folds))
         assert {Path(f).parent.name for f in sections[option]} == {directory}
 
 
@@ -179,16 +262,3 @@ def test_a_split_links_the_test_and_validation_folds_and_trains_on_the_others(tm
     assert content["train"] == [("hh4b_mH1000_2000_1.root", "generated 1"), ("hh4b_mH1000_2000_4.root", "generated 4"),
                                 ("qcd_11_1.root", "truth_train_physical 1"), ("qcd_11_4.root", "truth_train_physical 4")]
     assert all(not os.path.isabs(os.readlink(path)) for path in (split / "train").iterdir())  # the tree can move
-
-
-def test_gpu_slots_give_each_command_its_own_gpu(tmp_path):
-    first, fd = gpu_slots.take_slot(tmp_path, 2)
-    second, fd2 = gpu_slots.take_slot(tmp_path, 2)
-    assert (first, second) == (0, 1)
-    os.close(fd)  # a command that ends frees its slot
-    assert gpu_slots.take_slot(tmp_path, 2)[0] == 0
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    shown = subprocess.run(["python", "-m", "multiscale.study.gpu_slots", "--gpus", "2", "--per-gpu", "2", "--lock-dir",
-                            str(tmp_path / "pool"), "--", "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"],
-                           capture_output=True, text=True, env=env, check=True)
-    assert shown.stdout.strip() == "0"

@@ -165,12 +165,19 @@ def test_epos_hepmc_and_its_missing_cross_section(tmp_path):
     assert_one_line_error(result, PYTHIA6, "no cross section", tmp_path / "x")
 
 
-def assert_one_line_error(result, path, words, outdir):
+def files_in(directory):
+    """Every file under ``directory``, hidden ones too (none when it does not exist)."""
+    return sorted(path for path in Path(directory).rglob("*") if path.is_file())
+
+
+def assert_one_line_error(result, path, words, outdir, before=()):
+    """A failed run: one line naming ``path`` and saying ``words``, and nothing written to ``outdir`` (the files
+    ``before`` the run are all it holds)."""
     assert result.returncode != 0
     message = result.stderr.strip()
     assert message.count("\n") == 0 and "Traceback" not in message, message
     assert str(Path(path).name) in message and words in message, message
-    assert not list(Path(outdir).glob("*.root")) if Path(outdir).exists() else True
+    assert files_in(outdir) == sorted(before)
 
 
 def _truncated_lhe(tmp_path):
@@ -245,8 +252,9 @@ def test_input_files_are_chunks_and_reruns_keep_them(tmp_path):
     for argv in (["--events", "0"], ["--pthat-bias", "2"]):
         result = generate("--process", "ttbar", "--lhe", copies[0], *argv, "--outdir", outdir, check=False)
         assert result.returncode == 2 and result.stderr.count("\n") == 1
+    before = files_in(outdir)
     result = generate("--process", "ttbar", "--lhe", *copies, "--events", "101", "--outdir", outdir, check=False)
-    assert_one_line_error(result, "--events 101", "the input files hold 100 events", outdir / "none")
+    assert_one_line_error(result, "--events 101", "the input files hold 100 events", outdir, before)
 
 
 def halves(path, directory):

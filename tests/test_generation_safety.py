@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import uproot
 
-from multiscale.generation import cli, run
+from multiscale.generation import chunk, cli, run
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "tools" / "generate_events.py"
@@ -234,7 +234,7 @@ def test_a_sidecar_that_cannot_be_written_takes_its_root_file_along(tmp_path, ca
     def full_disk(path, content):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(run, "write_json", full_disk)
+    monkeypatch.setattr(chunk, "write_json", full_disk)
     message = main_error(["--process", "qcd", "--events", 5, "--outdir", tmp_path], capsys)
     assert "No space left on device" in message and "qcd_1_0.json" in message
     assert not [p for p in tmp_path.iterdir()]

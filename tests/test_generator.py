@@ -350,9 +350,9 @@ class _FailingPythia:
 
 
 def test_persistent_pythia_failures_raise(monkeypatch, tmp_path):
-    from multiscale.generation import sources
+    from multiscale.generation.sources import pythia
 
-    monkeypatch.setattr(sources, "make_pythia", lambda *args: _FailingPythia())
+    monkeypatch.setattr(pythia, "make_pythia", lambda *args: _FailingPythia())
     config = run.RunConfig(process="qcd", events=5, outdir=str(tmp_path))
     with pytest.raises(run.GenerationError, match="failed .* times in a row"):
         run.generate_chunk(config, 0)

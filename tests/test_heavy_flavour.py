@@ -185,7 +185,7 @@ def test_copies_of_one_event_count_as_one_mc_event():
     assert best["background_effective_events"] == pytest.approx(1.0)
     # score histograms: the copies in one bin are summed before squaring, also in merged bins
     hist = binned_yields(np.array([0, 1, 1, 1, 1]), np.array([0.0, 0.5, 1.0]), prediction.is_signal, y,
-                         min_effective_events=0.5, event=event)
+                         min_background_events=0.5, event=event)
     assert hist["background_sumw2"][-1] == pytest.approx(probability[1:].sum() ** 2)
     # the cut-based scan: B_sumw2 at >= k tags is (sum of the copies with >= k)^2
     n = len(prediction)
@@ -208,7 +208,7 @@ def test_stitching_bins_are_merged_until_both_samples_hold_enough_events():
                        [100, 9, 3, 1]])     # pT bin 2 (highest)
     y = counts.ravel().astype(float)
     v = np.diag(y)  # unit weights: variance = count
-    groups = merged_bins([(y, v), (y, v)], min_events=10)
+    groups = merged_bins([(y, v), (y, v)], min_background_events=10)
     grouped = {}
     for flat, g in enumerate(groups):
         grouped.setdefault(g, []).append((flat // 4, flat % 4))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from matplotlib.figure import Figure
 
 from multiscale.interpret.attention import attention_maps, record_attention
 from multiscale.interpret.cli import attention_main, gradcam_main
@@ -299,8 +300,27 @@ def test_outputs_finite_with_few_or_no_constituents(configs):
 # ---------------------------------------------------------------- the tools on real files
 
 
-def test_tools_end_to_end(generated_dir, tmp_path):
-    """Both CLIs on generated ROOT files (read through weaver's pipeline) with an untrained small model."""
+def record_figures(monkeypatch):
+    """{file name: figure} of every figure the tools save (and still write)."""
+    figures = {}
+    save = Figure.savefig
+
+    def recording_save(fig, path, *args, **kwargs):
+        figures[Path(path).name] = fig
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_save)
+    return figures
+
+
+def shown_axes(fig):
+    """The panels that show an image (not colour bars, secondary axes or switched-off panels)."""
+    return [ax for ax in fig.axes if ax.get_images() and ax.axison]
+
+
+def test_tools_end_to_end(generated_dir, tmp_path, monkeypatch):
+    """Both CLIs on generated ROOT files (read through weaver's pipeline) with an untrained small model: what the
+    .npz files hold adds up over the events read, and the figures label what they show."""
     dc_path = REPO_ROOT / "data" / "jets_kin.yaml"
     data_config, samples = load_events(dc_path, [str(generated_dir / "*.root")], 12)
     assert len(samples["signal"]) == 12 and len(samples["background"]) == 12
@@ -313,12 +333,44 @@ def test_tools_end_to_end(generated_dir, tmp_path):
     options = sum((["-o", key, repr(value)] for key, value in SMALL.items()), [])
     common = ["-c", str(dc_path), "-m", str(weights), "--files", str(generated_dir / "*.root"), "--events", "12",
               "--batch-size", "8", "-o", "fusion", "'cross'", *options]
+    figures = record_figures(monkeypatch)
     assert attention_main([*common, "--outdir", str(tmp_path / "att"), "--constituents", "5"]) == 0
     assert gradcam_main([*common, "--outdir", str(tmp_path / "gc"), "--bins", "8"]) == 0
+    assert set(figures) == {path.name for path in [*tmp_path.glob("att/*.png"), *tmp_path.glob("gc/*.png")]}
+
     att = np.load(tmp_path / "att" / "attention_maps.npz")
-    assert att["signal_self_pf_mean"].shape == (2, 11, 11) and att["background_cross_mean"].shape == (2, 10, 11)
-    assert (tmp_path / "att" / "cross_L1_mean.png").stat().st_size > 0
-    assert (tmp_path / "att" / "self_pf_L1_signal_heads.png").stat().st_size > 0
+    assert att["signal_self_pf_mean"].shape == (2, 1 + 2 * 5, 1 + 2 * 5)  # register + 5 ranks per fat jet
+    for cls in ("signal", "background"):
+        for name in ("self_pf", "self_ev", "cross"):
+            events, sums = int(att[f"{cls}_{name}_events"]), att[f"{cls}_{name}_sums"]
+            assert events == 12 and np.all(att[f"{cls}_{name}_counts"] <= events)
+            # the register query of every event spreads a weight of 1 over the shown keys and the ranks beyond
+            np.testing.assert_allclose(sums[:, 0].sum(-1) + att[f"{cls}_{name}_rest"][:, 0] * events, events,
+                                       rtol=1e-5, err_msg=f"{cls} {name}")
+    assert not np.allclose(att["signal_self_pf_mean"], att["background_self_pf_mean"], equal_nan=True)
+
     gc = np.load(tmp_path / "gc" / "gradcam.npz")
-    assert gc["signal_fj1_cam_per_event"].shape == (8, 8) and np.isfinite(gc["background_fj2_cam_sums"]).all()
-    assert (tmp_path / "gc" / "gradcam.png").stat().st_size > 0
+    for cls in ("signal", "background"):
+        constituents = int(samples[cls].group("pf_mask").sum())  # the events the tool read: the same 12
+        assert sum(gc[f"{cls}_{jet}_constituents"].sum() + gc[f"{cls}_{jet}_outside"] for jet in ("fj1", "fj2")) == constituents
+        for jet in ("fj1", "fj2"):
+            cam, counts = gc[f"{cls}_{jet}_cam_sums"], gc[f"{cls}_{jet}_constituents"]
+            assert np.all(cam >= 0) and np.all(cam <= counts + 1e-6)  # --normalise max: each constituent in [0, 1]
+            assert np.all(cam[counts == 0] == 0)
+            np.testing.assert_allclose(gc[f"{cls}_{jet}_cam_per_event"], cam / 12)
+    assert gc["signal_fj1_cam_per_event"].shape == (8, 8) and gc["signal_fj1_cam_sums"].sum() > 0
+
+    cross = figures["cross_L1_mean.png"]
+    assert "constituent" in cross.get_supxlabel() and "object" in cross.get_supylabel()
+    signal_panel = shown_axes(cross)[0]
+    assert [label.get_text() for label in signal_panel.get_yticklabels()] == list(att["cross_query_labels"])
+    assert "signal (12 events)" in signal_panel.get_title()
+    heads = figures["self_pf_L1_signal_heads.png"]
+    assert [ax.get_title() for ax in shown_axes(heads)] == ["head 0", "head 1"]
+    assert "signal (12 events)" in heads.get_suptitle()
+    panels = shown_axes(figures["gradcam.png"])
+    assert [ax.get_title().split(":")[0] for ax in panels] == ["signal", "background"]
+    assert all("eta" in ax.get_xlabel() and "phi" in ax.get_ylabel() for ax in panels)
+    for ax, cls in zip(panels, ("signal", "background")):  # the image is the histogram, eta along x
+        shown = sum(gc[f"{cls}_{jet}_cam_per_event"] for jet in ("fj1", "fj2"))
+        np.testing.assert_allclose(np.asarray(ax.get_images()[0].get_array()), shown.T, rtol=1e-6)

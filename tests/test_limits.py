@@ -460,12 +460,12 @@ def test_score_binning_chosen_on_validation_is_applied_to_test():
 def test_a_validation_bin_without_test_background_joins_its_neighbour():
     process = np.array([HH4B, HH4B, HH4B, QCD, QCD, QCD])
     test = toy(process, score=[0.1, 0.5, 0.95, 0.1, 0.2, 0.5], xsec_fb=np.full(6, 3.0))  # no background above 0.9
-    hist = histograms_on_binning(test, 1.0, [0.0, 0.4, 0.9, 1.0], min_effective_events=1)
+    hist = histograms_on_binning(test, 1.0, [0.0, 0.4, 0.9, 1.0], min_background_events=1)
     assert hist["edges"] == [0.0, 0.4, 1.0]
     np.testing.assert_allclose(hist["signal"], [1.0, 2.0])
     np.testing.assert_allclose(hist["background"], [2.0, 1.0])
     assert not hist["low_statistics"]
-    assert histograms_on_binning(test, 1.0, [0.0, 0.4, 0.9, 1.0], min_effective_events=2)["low_statistics"]
+    assert histograms_on_binning(test, 1.0, [0.0, 0.4, 0.9, 1.0], min_background_events=2)["low_statistics"]
 
 
 # --- cut-based optimiser ---------------------------------------------------------------------------------------

@@ -235,8 +235,9 @@ def toy_study(tmp_path_factory):
             path = prediction_path(out, model, 1000.0, fold, "paperb")
             path.parent.mkdir(parents=True)
             # the same test events for both models (one test sample per fold), scores of their own
-            write_toy(path, np.random.default_rng(10 + fold), separation)
-            write_toy(validation_path(path), np.random.default_rng(20 + fold), separation)
+            write_toy(path, np.random.default_rng(10 + fold), separation, first_event=100_000 * (fold + 1))
+            write_toy(validation_path(path), np.random.default_rng(20 + fold), separation,
+                      first_event=100_000 * (fold + 2))
     events = out / "events"
     events.mkdir()
     # the cuts' events, file by file (chunk c in fold c)
@@ -281,9 +282,41 @@ def test_results_hold_the_taggers_compared_at_fixed_signal_efficiency(toy_study)
     assert "Nadeau-Bengio" in (out / "results.md").read_text()
 
 
+def test_taggers_are_compared_on_the_pooled_out_of_fold_test_sample(toy_study):
+    """The test folds of both trainings together: one test sample twice as large, common to the taggers, whose
+    bootstrap is narrower than one fold's."""
+    out, results = toy_study
+    pooled = results["pooled_rejections"]["1000"]
+    assert pooled["folds_pooled"] == 2
+    for eff in ("0.30", "0.50"):
+        ratio = pooled["ratios"]["cross / kin"][eff]
+        low, high = ratio["interval"]
+        assert ratio["ratio"] > 1 and low <= ratio["ratio"] <= high  # cross separates better
+    # at 50% the background kept is large enough for every replicate to keep some (at 30% a fold's may keep none)
+    per_fold = [results["per_training"]["cross"]["1000"][f]["rejection_bootstrap"]["0.50"]["sd_log"] for f in ("0", "1")]
+    assert pooled["per_model"]["cross"]["0.50"]["sd_log"] < min(per_fold)
+    assert "## Taggers on one large common test sample" in (out / "results.md").read_text()
+
+
 def test_the_limit_comparisons_use_the_power_of_the_noncentral_t():
     from multiscale.evaluation import tagger_comparison
     from multiscale.study import mass_scan
 
     assert mass_scan.power is tagger_comparison.power
     assert mass_scan.test_train_ratio(5) == pytest.approx(1 / 3)  # one test fold against the 3 trained on
+
+
+def test_the_evaluation_reads_the_predictions_it_is_handed(toy_study):
+    """The workflow hands the predictions it declares: only those are evaluated, and a file that is none of the
+    models' predictions is refused by name."""
+    from multiscale.study.mass_scan import find_predictions, prediction_path
+    from multiscale.study.workflow import validation_path
+
+    out, _ = toy_study
+    kin = prediction_path(out, "kin", 1000.0, 0, "paperb")
+    found = find_predictions(out, ["kin", "cross"], [1000.0], "paperb", given=[kin, validation_path(kin)])
+    assert found == {"kin": {1000.0: {0: kin}}}
+    # on disk there are both models' two folds
+    assert sum(len(f) for m in find_predictions(out, ["kin", "cross"], [1000.0], "paperb").values() for f in m.values()) == 4
+    with pytest.raises(SystemExit, match="stray.root is not a prediction"):
+        find_predictions(out, ["kin"], [1000.0], "paperb", given=[kin, validation_path(kin), out / "stray.root"])

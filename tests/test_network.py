@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from multiscale.nn import recording_attention
+from multiscale.nn.config import PRESETS, resolve
 from multiscale.onnx_export import export_like_weaver, max_abs_difference, onnx_session
 from multiscale.synthetic import synthetic_inputs
 from multiscale.weaver_io import build_model, load_data_config
@@ -59,13 +60,38 @@ def test_trains_with_falling_loss(data_configs, cfg, fusion):
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
 
-@pytest.mark.parametrize("preset", ["default", "paper", "paper_wide"])
-def test_presets_build_from_every_config(data_configs, preset):
+def perturbed(inputs, info, group, channels):
+    """``inputs`` with ``channels`` of input ``group`` shifted on every token."""
+    out = [x.clone() for x in inputs]
+    out[info["input_names"].index(group)][:, channels] += 1.0
+    return out
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_a_preset_reads_the_features_it_keeps_and_only_those(data_configs, preset):
+    """A preset's feature limits (jet_max_features for particle streams, obj_max_features for objects): the last
+    feature kept moves the output, the ones beyond the limit do not; each event's output is its own (batch of 3 = one
+    by one)."""
+    config = resolve(preset)
     for cfg, fusion in CASES:
         torch.manual_seed(0)
         model, info = build_model(data_configs[cfg], fusion=fusion, preset=preset)
-        out = model.eval()(*inputs_for(info, batch=2))
-        assert out.shape == (2, 2) and torch.isfinite(out).all()
+        model.eval()
+        short = {name.rpartition("_")[0]: 12 for name in info["input_names"] if not name.startswith("ev_")}
+        inputs = inputs_for(info, batch=3, num_tokens=short)  # few constituents: the full-size presets run fast
+        with torch.no_grad():
+            output = model(*inputs)
+            alone = torch.cat([model(*[x[i:i + 1] for x in inputs]) for i in range(3)])
+            torch.testing.assert_close(alone, output, atol=1e-5, rtol=1e-4)
+            for group in (name for name in info["input_names"] if name.endswith("_features")):
+                limit = config.obj_max_features if group == "ev_features" else config.jet_max_features
+                features = inputs[info["input_names"].index(group)].shape[1]
+                kept = min(limit or features, features)
+                # the last feature kept (one at a time: a uniform shift of every feature can cancel in a norm)
+                assert not torch.allclose(model(*perturbed(inputs, info, group, [kept - 1])), output), (cfg, group)
+                if kept < features:
+                    torch.testing.assert_close(model(*perturbed(inputs, info, group, slice(kept, None))), output,
+                                               atol=1e-6, rtol=1e-5, msg=f"{cfg} {group}: features beyond {kept} read")
 
 
 def test_paper_wide_is_paper_with_two_heads_of_twenty_everywhere(data_configs):
@@ -141,7 +167,9 @@ def test_padded_slots_do_not_matter(data_configs, cfg, fusion):
 
 
 @pytest.mark.parametrize("cfg,fusion", CASES)
-def test_jets_without_constituents_give_finite_output(data_configs, cfg, fusion):
+def test_an_event_without_constituents_is_scored_on_what_it_has(data_configs, cfg, fusion):
+    """No token in any particle stream: a finite output that depends on the objects only (with no objects either,
+    one output for every such event)."""
     model, info = make(data_configs, cfg, fusion)
     inputs = inputs_for(info)
     for i, name in enumerate(info["input_names"]):
@@ -149,7 +177,13 @@ def test_jets_without_constituents_give_finite_output(data_configs, cfg, fusion)
             inputs[i][:3] = 0  # first three events: no token at all in any particle stream
     with torch.no_grad():
         out = model(*inputs)
-    assert torch.isfinite(out).all()
+        assert torch.isfinite(out).all()
+        if "ev_features" in info["input_names"]:
+            other_objects = perturbed(inputs, info, "ev_features", [0])
+            assert not torch.allclose(model(*other_objects)[:3], out[:3])
+        else:  # nothing left to tell the three apart
+            torch.testing.assert_close(out[:3], out[:1].expand(3, -1))
+            assert not torch.allclose(out[3:], out[:1].expand(len(out) - 3, -1))
 
 
 def test_cross_attention_layers_are_chained(data_configs):

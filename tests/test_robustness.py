@@ -18,7 +18,7 @@ from multiscale.interpret import cli as interpret_cli
 from multiscale.interpret.data import EventSample
 from multiscale.synthetic import synthetic_inputs
 from multiscale.weaver_io import CheckpointError, build_model, import_file, load_data_config, load_trained_model
-from test_evaluate import hand_case  # a small prediction file
+from tests.helpers import hand_case  # a small prediction file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

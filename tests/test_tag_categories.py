@@ -10,7 +10,7 @@ from multiscale.evaluation.limits import choose_score_binning
 from multiscale.evaluation.yields import restrict
 from multiscale.study import mass_scan
 from multiscale.study.workflow import Study, parse_numbers
-from tests.test_definitions import REPO, default_config
+from tests.helpers import REPO, default_config
 
 QCD, HH4B = 0, 2
 LUMINOSITY = 3000.0

@@ -189,7 +189,19 @@ def test_detectable_ratio_shrinks_with_pairs_and_inverts_pairs_needed():
 def test_power_is_a_drop_in_for_the_mass_scans():
     test = {"n_pairs": 5, "sd": 0.2}
     result = tc.power(test, 0.25)
-    assert set(result) == {"detectable_ratio", "pairs_for_10_percent", "pairs_for_20_percent"}
+    assert set(result) == {"detectable_ratio", "pairs_for_10_percent", "pairs_for_20_percent", "scale_for_20_percent"}
     assert result["detectable_ratio"] > np.exp(detectable_difference(0.2, 5, 0.25))
     assert result["pairs_for_10_percent"] is None  # 0.2 x sqrt(0.25) x 2.8 > log 1.1: the floor
     assert tc.power({"n_pairs": 1, "sd": None}, 0.0)["detectable_ratio"] is None
+
+
+def test_the_scale_needed_brings_the_detectable_ratio_to_the_goal():
+    """With the spread shrunk as 1/sqrt(scale), the same pairs detect exactly 1.2 at 80% power."""
+    from multiscale.evaluation.tagger_comparison import detectable_ratio, scale_needed
+
+    sd, pairs, c = 0.4, 3, 1 / 3
+    scale = scale_needed(sd, pairs, 1.2, c)
+    assert scale > 1
+    assert detectable_ratio(sd / np.sqrt(scale), pairs, c) == pytest.approx(1.2, rel=1e-6)
+    # a spread small enough already: no more events needed
+    assert scale_needed(0.01, pairs, 1.2, c) == 1.0

@@ -4,16 +4,19 @@
 # predict on the held-out test sample, export ONNX, check ONNX against PyTorch through weaver's own
 # prediction loop, evaluate (ROC plot + metrics), and open the model: attention maps and Grad-CAM.
 #
-# Sizes (env): DEMO_SIGNAL signal training events (background: as many, 90% QCD + 10% ttbar),
-# DEMO_TEST_SIGNAL likewise for the test sample, DEMO_EPOCHS, DEMO_BATCH, JOBS (generator processes).
+# The training is the mass scan's recipe (config/mass_scan.yaml: epochs, batch, optimizer, learning rate; every
+# event in memory, one pass per epoch). Sizes (env): DEMO_SIGNAL signal training events (background: as many, 90%
+# QCD + 10% ttbar), DEMO_TEST_SIGNAL likewise for the test sample, DEMO_EPOCHS and DEMO_BATCH (default: the
+# recipe's), JOBS (generator processes).
 
 set -eo pipefail
 cd "$(dirname "$0")/.."
 
 DEMO_SIGNAL=${DEMO_SIGNAL:-3000}
 DEMO_TEST_SIGNAL=${DEMO_TEST_SIGNAL:-1000}
-DEMO_EPOCHS=${DEMO_EPOCHS:-4}
-DEMO_BATCH=${DEMO_BATCH:-128}
+recipe_words=$(python -m multiscale.driver_options study-recipe config/mass_scan.yaml)
+read -ra recipe <<< "$recipe_words"
+recipe+=(${DEMO_EPOCHS:+--num-epochs "$DEMO_EPOCHS"} ${DEMO_BATCH:+--batch-size "$DEMO_BATCH"})  # weaver keeps the last
 export COMMENT=${COMMENT:-demo}
 rundir="$MS_OUTDIR/cross_full_$COMMENT"
 start=$SECONDS
@@ -23,10 +26,8 @@ step "generating events with Pythia 8 + FastJet into $DATADIR_hh4b"
 tools/make_dataset.sh "$DATADIR_hh4b/train" "$DEMO_SIGNAL" 100
 tools/make_dataset.sh "$DATADIR_hh4b/test" "$DEMO_TEST_SIGNAL" 200
 
-step "training the cross-attention model ($DEMO_EPOCHS epochs, CPU unless a GPU is present)"
-steps=$((2 * DEMO_SIGNAL * 8 / 10 / DEMO_BATCH))
-./train_multiscale.sh cross full --num-epochs "$DEMO_EPOCHS" --batch-size "$DEMO_BATCH" \
-    --in-memory --steps-per-epoch "$steps" --num-workers 0 --optimizer adamw --start-lr 2e-3
+step "training the cross-attention model (${recipe[*]}; CPU unless a GPU is present)"
+./train_multiscale.sh cross full "${recipe[@]}"
 
 step "exporting to ONNX"
 ./train_multiscale.sh export cross full

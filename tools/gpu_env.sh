@@ -1,14 +1,15 @@
 #!/bin/bash
 # Source me on a bare GPU machine (benchmarks/benchmark_gpu.sh, the mass-scan workflow: docs/workflow.md): installs
 # the wheels in .whl/ into /tmp/site and points this project at the machine's own python3 (CUDA torch)
-# with them, instead of env.sh's venv. Wheels for Python 3.12, e.g.
+# with them, instead of env.sh's venv. Wheels for Python 3.12 at the versions pyproject.toml pins (tools/pinned.py
+# prints them; run it after `source env.sh` for the dependencies it does not pin, e.g. awkward-cpp), e.g.
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-#     --platform manylinux2014_x86_64 -d .whl weaver-core==0.5.3 uproot==5.7.7 awkward==2.14.0 \
-#     awkward-cpp==57 vector==1.9.0 cramjam==2.14.0 lz4==4.4.5 pythia8mc==8.317.2 fastjet==3.5.2.0 \
-#     pyhf==0.7.6 iminuit==2.33.0 mplhep==1.3.3 mplhep-data==0.1.0 uhi==1.2.1 matplotlib==3.11.2
-# and for the workflow, Snakemake with its dependencies (the same options without --no-deps):
-#   pip download --only-binary=:all: [the options above] -d .whl snakemake==9.27.1 Markdown==3.11.3
+#     --platform manylinux2014_x86_64 -d .whl $(python tools/pinned.py weaver-core uproot awkward awkward-cpp \
+#     vector cramjam lz4 pythia8mc fastjet pyhf mplhep mplhep-data uhi matplotlib)
+# (the benchmark, benchmarks/benchmark_gpu.sh, needs the packages up to lz4) and for the workflow, Snakemake
+# with its dependencies (the same options without --no-deps):
+#   pip download --only-binary=:all: [the options above] -d .whl $(python tools/pinned.py snakemake Markdown)
 if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl || return 1

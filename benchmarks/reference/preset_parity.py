@@ -3,8 +3,8 @@
     python -m benchmarks.reference.preset_parity --study-data datasets/mass_scan --out training/parity/heads2 \\
         --folds 0 1 2 3 4 -o jet_heads 2 -o obj_heads 2 [--baseline training/parity/base/parity.json]
 
-Each fold is trained as tools/study_mass_scan.sh trains ``cross`` (FEATURES paperb, or ``--features``;
-4 epochs of one pass, batch 128, AdamW at 2e-3, ``-o seed fold+1``, every event in memory) on that study's events
+Each fold is trained as the mass scan (workflow/rules/train.smk) trains ``cross`` (the study's FEATURES, or ``--features``;
+the study's recipe of config/mass_scan.yaml, ``-o seed fold+1``, every event in memory) on that study's events
 (``--study-data``: its ``generated/``, ``truth_train_physical/`` and ``truth_test/``; file chunk c is in
 fold c % 5), with the extra ``-o`` options, and its test-fold prediction is scored as the study
 scores it (cross-section weighted AUC). A fold whose prediction exists is not trained again. The
@@ -22,8 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-import uproot
+import yaml
 
+from multiscale.definitions import PRESETS
+from multiscale.driver_options import study_recipe
 from multiscale.evaluation.io import read_prediction
 from multiscale.evaluation.metrics import auc
 from multiscale.evaluation.yields import yield_weights
@@ -34,8 +36,9 @@ from .. import REPO_ROOT
 
 MASS = 1000
 FOLDS = 5
-STUDY_RECIPE = ["--num-epochs", "4", "--batch-size", "128", "--in-memory", "--num-workers", "0", "--optimizer", "adamw",
-                "--start-lr", "2e-3"]
+STUDY_CONFIG = yaml.safe_load((REPO_ROOT / "config" / "mass_scan.yaml").read_text())
+STUDY_FEATURES = STUDY_CONFIG["features"]  # the study's preset
+STUDY_RECIPE = study_recipe(STUDY_CONFIG)  # the driver makes each epoch one pass over the events in memory
 
 
 def chunk_fold(path):
@@ -67,13 +70,10 @@ def train(split, out, fold, options, features):
     prediction = prediction_file(out, features, fold)
     if prediction.is_file():
         return None
-    n = sum(uproot.open(f)["Events"].num_entries for f in (split / "train").glob("*.root"))
-    steps = max(1, n * 8 // 10 // 128)
     extra = [x for name, value in options for x in ("-o", name, value)]
     start = time.perf_counter()
     with open(out / f"cross_{features}_fold{fold}.stdout", "w") as log:
-        subprocess.run(["./train_multiscale.sh", "cross", features, "-o", "seed", str(fold + 1), *STUDY_RECIPE,
-                        "--steps-per-epoch", str(steps), *extra], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        subprocess.run(["./train_multiscale.sh", "cross", features, "-o", "seed", str(fold + 1), *STUDY_RECIPE, *extra], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                        env={**os.environ, "DATADIR_hh4b": str(split), "MS_OUTDIR": str(out), "COMMENT": f"fold{fold}"},
                        check=True)
     return time.perf_counter() - start
@@ -93,7 +93,7 @@ def main(argv=None):
     parser.add_argument("--folds", nargs="+", type=int, default=list(range(FOLDS)))
     parser.add_argument("-o", dest="options", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="network option, as weaver's -o (repeatable)")
-    parser.add_argument("--features", default="paperb", choices=["full", "paper", "paperb"],
+    parser.add_argument("--features", default=STUDY_FEATURES, choices=list(PRESETS),
                         help="train_multiscale.sh FEATURES (default %(default)s, the study's)")
     parser.add_argument("--baseline", type=Path, help="another run's parity.json, for the paired difference")
     args = parser.parse_args(argv)

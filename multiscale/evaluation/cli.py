@@ -22,6 +22,7 @@ from .report import write_json, write_markdown
 from .summary import evaluate_models
 
 EVALUATE, COMPARE = "evaluate.py", "compare_predictions.py"
+DEFAULT_CUTS = CutBasedSelection()  # the cut-based options' defaults are the selection's own
 
 # ---------------------------------------------------------------------------------------------
 # evaluate.py
@@ -46,17 +47,17 @@ def evaluate_parser():
     add("--signal", default="is_signal", metavar="LABEL",
         help="label of the signal class: the truth branch LABEL and the score score_LABEL (default is_signal)")
     add("--lumi", type=float, default=LUMINOSITY_FB, help=f"integrated luminosity in fb^-1 (default {LUMINOSITY_FB:g})")
-    add("--mH", type=float, default=1000.0,
-        help="heavy-scalar mass in GeV, centre of the cut-based m_jj window (default 1000)")
-    add("--min-bkg-events", type=int, default=MIN_BACKGROUND_EVENTS,
+    add("--mH", type=float, default=DEFAULT_CUTS.mH,
+        help=f"heavy-scalar mass in GeV, centre of the cut-based m_jj window (default {DEFAULT_CUTS.mH:g})")
+    add("--min-background-events", "--min-bkg-events", type=int, default=MIN_BACKGROUND_EVENTS, metavar="N",
         help="score cuts keeping fewer effective background MC events, (sum w)^2 / sum w^2, are not scanned; "
-             f"working points below it are flagged (default {MIN_BACKGROUND_EVENTS})")
-    add("--cut-btags", type=int, default=3,
-        help="cut-based: minimum b-tagged subjets summed over the two fat jets (default 3)")
-    add("--cut-sdmass", type=float, nargs=2, default=(90.0, 150.0), metavar=("LO", "HI"),
-        help="cut-based: soft-drop mass window in GeV for both fat jets (default 90 150)")
-    add("--cut-mjj", type=float, nargs=2, default=(0.8, 1.1), metavar=("LO", "HI"),
-        help="cut-based: m_jj window in units of mH (default 0.8 1.1)")
+             f"working points below it are flagged (default {MIN_BACKGROUND_EVENTS}; --min-bkg-events: the old name)")
+    add("--cut-btags", type=int, default=DEFAULT_CUTS.min_btags,
+        help=f"cut-based: minimum b-tagged subjets summed over the two fat jets (default {DEFAULT_CUTS.min_btags})")
+    add("--cut-sdmass", type=float, nargs=2, default=DEFAULT_CUTS.sdmass_window, metavar=("LO", "HI"),
+        help="cut-based: soft-drop mass window in GeV for both fat jets (default %g %g)" % DEFAULT_CUTS.sdmass_window)
+    add("--cut-mjj", type=float, nargs=2, default=DEFAULT_CUTS.mjj_window, metavar=("LO", "HI"),
+        help="cut-based: m_jj window in units of mH (default %g %g)" % DEFAULT_CUTS.mjj_window)
     return parser
 
 
@@ -118,7 +119,7 @@ def evaluate_main(argv=None):
         selection = CutBasedSelection(mH=args.mH, sdmass_window=tuple(args.cut_sdmass),
                                       min_btags=args.cut_btags, mjj_window=tuple(args.cut_mjj))
         evaluation = evaluate_models(models, selection, luminosity_fb=args.lumi,
-                                     min_background_events=args.min_bkg_events)
+                                     min_background_events=args.min_background_events)
     except PredictionError as err:
         fail(EVALUATE, str(err))
 

@@ -23,14 +23,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import vector
 
+from ..definitions import BENCHMARK_MASS
 from .limits import DEFAULT_CL, binned_yields, btag_variations, limit_from_histograms, signal_cross_section
 from .metrics import MIN_BACKGROUND_EVENTS, effective_events, enough_events, rejection
-from .yields import event_index, mc_statistics, yield_weights
+from .yields import event_index, mc_statistics, tag_count, yield_weights
 
 
 @dataclass(frozen=True)
 class CutBasedSelection:
-    mH: float = 1000.0  # GeV, centre of the m_jj window
+    mH: float = BENCHMARK_MASS  # GeV, centre of the m_jj window
     sdmass_window: tuple = (90.0, 150.0)  # GeV, applied to both fat jets
     min_btags: int = 3  # b-tagged subjets summed over both fat jets
     mjj_window: tuple = (0.8, 1.1)  # fractions of mH
@@ -68,7 +69,7 @@ def select(arrays, selection, mjj=None):
     in_higgs_window = np.ones(len(arrays["fj1_sdmass"]), dtype=bool)
     for jet in ("fj1", "fj2"):
         in_higgs_window &= (arrays[f"{jet}_sdmass"] >= lo) & (arrays[f"{jet}_sdmass"] <= hi)
-    enough_btags = (arrays["fj1_nbtag"] + arrays["fj2_nbtag"]) >= selection.min_btags
+    enough_btags = tag_count(arrays) >= selection.min_btags
     mjj = dijet_mass(arrays) if mjj is None else mjj
     in_mass_window = (mjj >= selection.mjj_window[0] * selection.mH) & (mjj <= selection.mjj_window[1] * selection.mH)
     return in_higgs_window & enough_btags & in_mass_window
@@ -119,24 +120,24 @@ def evaluate(prediction, selection, luminosity_fb, min_background_events=MIN_BAC
 # --- expected limit of a selection -----------------------------------------------------------------------------
 
 
-def cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins=1, min_effective_events=MIN_BACKGROUND_EVENTS):
+def cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins=1, min_background_events=MIN_BACKGROUND_EVENTS):
     """Yields of the selected events in ``mjj_bins`` equal bins of m_jj across the selection's window
     (1: a single count), merged from the high end until every bin has background N_eff >=
-    min_effective_events (see limits.binned_yields)."""
+    min_background_events (see limits.binned_yields)."""
     mjj = dijet_mass(prediction.arrays)
     passed = select(prediction.arrays, selection, mjj)
     edges = np.linspace(selection.mjj_window[0] * selection.mH, selection.mjj_window[1] * selection.mH, mjj_bins + 1)
     bin_index = np.clip(np.searchsorted(edges[1:-1], mjj, side="right"), 0, mjj_bins - 1)
     bin_index = np.where(passed, bin_index, -1)
     yields = yield_weights(prediction, luminosity_fb)
-    return binned_yields(bin_index, edges, prediction.is_signal, yields, min_effective_events, event_index(prediction),
+    return binned_yields(bin_index, edges, prediction.is_signal, yields, min_background_events, event_index(prediction),
                          btag_variations(prediction))
 
 
 def cut_based_limit(prediction, selection, luminosity_fb, mjj_bins=1, cl=DEFAULT_CL,
-                    min_effective_events=MIN_BACKGROUND_EVENTS, mc_stat=True):
+                    min_background_events=MIN_BACKGROUND_EVENTS, mc_stat=True):
     """Expected limit on mu and on sigma x BR (fb) from the events passing ``selection`` (limits.py)."""
-    histograms = cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins, min_effective_events)
+    histograms = cut_based_histograms(prediction, selection, luminosity_fb, mjj_bins, min_background_events)
     return limit_from_histograms(histograms, signal_cross_section(prediction), cl, mc_stat)
 
 
@@ -220,7 +221,7 @@ def scan(prediction, luminosity_fb, mH, grid=OptimisationGrid()):
     event (truth tagging) before squaring: see yields.py."""
     arrays = prediction.arrays
     sdmass = np.stack([np.asarray(arrays[f"{jet}_sdmass"], dtype=np.float64) for jet in ("fj1", "fj2")])
-    nbtag = np.asarray(arrays["fj1_nbtag"], dtype=np.int64) + np.asarray(arrays["fj2_nbtag"], dtype=np.int64)
+    nbtag = tag_count(arrays)
     mjj = dijet_mass(arrays)
     indices = (
         _lower_cut_index(sdmass.min(axis=0), grid.sdmass_low),  # both jets >= lo

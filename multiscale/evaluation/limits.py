@@ -107,11 +107,11 @@ def expected_significance(signal_yields, background_yields, background_sumw2=Non
     return float(np.sqrt(profiled_deviance(model, 0.0, mu_asimov=1.0)[0]))
 
 
-def merge_from_top(background, background_sumw2, min_effective_events=MIN_BACKGROUND_EVENTS, range_sumw2=None):
+def merge_from_top(background, background_sumw2, min_background_events=MIN_BACKGROUND_EVENTS, range_sumw2=None):
     """First (lowest) original bin of each merged bin, ascending.
 
     Walking down from the highest bin, bins are added to the current merged bin until its background
-    has N_eff >= min_effective_events and a positive yield; a remainder at the low end that never
+    has N_eff >= min_background_events and a positive yield; a remainder at the low end that never
     qualifies joins the lowest merged bin (all bins become one when none qualifies).
     ``range_sumw2(lo, hi)``: the sumw2 of bins lo..hi-1 merged, when the copies of one event can fall
     into several bins (default: the sum of the bins' sumw2).
@@ -123,7 +123,7 @@ def merge_from_top(background, background_sumw2, min_effective_events=MIN_BACKGR
     starts, total, top = [], 0.0, len(background)
     for k in reversed(range(len(background))):
         total += background[k]
-        if total > 0 and enough_events(effective_events(total, range_sumw2(k, top)), min_effective_events):
+        if total > 0 and enough_events(effective_events(total, range_sumw2(k, top)), min_background_events):
             starts.append(k)
             total, top = 0.0, k
     if starts:
@@ -146,7 +146,7 @@ def per_bin_sumw2(bin_index, yields, n_bins, event=None):
     return np.bincount(pairs // n_events, weights=np.square(per_pair), minlength=n_bins)
 
 
-def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_BACKGROUND_EVENTS, event=None,
+def binned_yields(bin_index, edges, is_signal, yields, min_background_events=MIN_BACKGROUND_EVENTS, event=None,
                   variations=None):
     """Signal and background yields and background sumw2 per bin, bins merged by :func:`merge_from_top`.
 
@@ -155,9 +155,9 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
     squaring, in the bins and in the merged bins. ``variations``: {name: per-event factor of the
     yield} (e.g. the b-tag weight at +1 sigma); their merged signal and background yields are
     returned under ``variations`` for the systematic uncertainties (:func:`systematics_of`).
-    Returns {edges, signal, background, background_sumw2, min_effective_events,
+    Returns {edges, signal, background, background_sumw2, min_effective_events (= min_background_events),
     background_effective_events, low_statistics} (low_statistics: some bin still has background
-    N_eff < min_effective_events or no background, i.e. all bins together do not have enough).
+    N_eff < min_background_events or no background, i.e. all bins together do not have enough).
     """
     n_bins = len(edges) - 1
     inside = np.asarray(bin_index) >= 0
@@ -174,7 +174,7 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
     def range_sumw2(lo, hi):
         return float(sumw2_of(((b_index >= lo) & (b_index < hi)).astype(np.int64), 2)[1])
 
-    starts = merge_from_top(background, sumw2_of(b_index, n_bins), min_effective_events,
+    starts = merge_from_top(background, sumw2_of(b_index, n_bins), min_background_events,
                             None if b_event is None else range_sumw2)
     merged = np.searchsorted(starts, np.arange(n_bins), side="right") - 1  # original bin -> merged bin
 
@@ -186,7 +186,7 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
         "signal": merge(signal),
         "background": merge(background),
         "background_sumw2": sumw2_of(merged[b_index], len(starts)),
-        "min_effective_events": min_effective_events,
+        "min_effective_events": min_background_events,
     }
     result["variations"] = {}
     for name, factor in (variations or {}).items():
@@ -195,17 +195,17 @@ def binned_yields(bin_index, edges, is_signal, yields, min_effective_events=MIN_
             "signal": np.bincount(merged[index[sig]], weights=varied[sig], minlength=len(starts)),
             "background": np.bincount(merged[index[~sig]], weights=varied[~sig], minlength=len(starts)),
         }
-    return _flag_low_statistics(result, min_effective_events)
+    return _flag_low_statistics(result, min_background_events)
 
 
-def _flag_low_statistics(histograms, min_effective_events):
+def _flag_low_statistics(histograms, min_background_events):
     """Set ``background_effective_events``, ``min_effective_events`` and ``low_statistics`` (some bin with
-    background N_eff < min_effective_events or without background) of ``histograms``."""
+    background N_eff < min_background_events or without background) of ``histograms``."""
     histograms["background_effective_events"] = effective_events(histograms["background"],
                                                                   histograms["background_sumw2"])
-    histograms["min_effective_events"] = min_effective_events
+    histograms["min_effective_events"] = min_background_events
     histograms["low_statistics"] = not bool(
-        np.all(enough_events(histograms["background_effective_events"], min_effective_events))
+        np.all(enough_events(histograms["background_effective_events"], min_background_events))
         and np.all(histograms["background"] > 0)
     )
     return histograms
@@ -223,12 +223,12 @@ def equal_signal_efficiency_edges(signal_score, signal_yields, n_bins):
     return np.unique(inner)
 
 
-def score_histograms(prediction, luminosity_fb, n_bins=10, min_effective_events=MIN_BACKGROUND_EVENTS,
+def score_histograms(prediction, luminosity_fb, n_bins=10, min_background_events=MIN_BACKGROUND_EVENTS,
                      validation=None):
     """Histograms of ``score_is_signal`` for a limit (see :func:`binned_yields` for the result).
 
     ``n_bins`` bins of equal expected signal yield, merged from the high-score end until every bin
-    keeps background N_eff >= min_effective_events and a positive background yield. A bin k holds
+    keeps background N_eff >= min_background_events and a positive background yield. A bin k holds
     edges[k] <= score < edges[k+1], the last one its upper edge (the highest score) too.
 
     ``validation`` (a Prediction of other events): the binning is chosen on it
@@ -237,26 +237,26 @@ def score_histograms(prediction, luminosity_fb, n_bins=10, min_effective_events=
     shape the bins it is evaluated in.
     """
     if validation is not None:
-        edges = choose_score_binning(validation, luminosity_fb, n_bins, min_effective_events)
-        return histograms_on_binning(prediction, luminosity_fb, edges, min_effective_events)
+        edges = choose_score_binning(validation, luminosity_fb, n_bins, min_background_events)
+        return histograms_on_binning(prediction, luminosity_fb, edges, min_background_events)
     yields = yield_weights(prediction, luminosity_fb)
     score, is_signal = prediction.score, prediction.is_signal
     inner = equal_signal_efficiency_edges(score[is_signal], yields[is_signal], n_bins)
     inner = inner[(inner > score.min()) & (inner <= score.max())]  # no empty outer bins
     edges = np.r_[score.min(), inner, score.max()]
     bin_index = np.searchsorted(inner, score, side="right")
-    return binned_yields(bin_index, edges, is_signal, yields, min_effective_events, event_index(prediction),
+    return binned_yields(bin_index, edges, is_signal, yields, min_background_events, event_index(prediction),
                          btag_variations(prediction))
 
 
-def choose_score_binning(validation, luminosity_fb, n_bins=10, min_effective_events=MIN_BACKGROUND_EVENTS):
+def choose_score_binning(validation, luminosity_fb, n_bins=10, min_background_events=MIN_BACKGROUND_EVENTS):
     """The score bin edges of :func:`score_histograms` on the ``validation`` sample (equal signal
-    efficiency, merged until every bin has background N_eff >= min_effective_events): the choice to
+    efficiency, merged until every bin has background N_eff >= min_background_events): the choice to
     apply to the test sample with :func:`histograms_on_binning`."""
-    return score_histograms(validation, luminosity_fb, n_bins, min_effective_events)["edges"]
+    return score_histograms(validation, luminosity_fb, n_bins, min_background_events)["edges"]
 
 
-def histograms_on_binning(prediction, luminosity_fb, edges, min_effective_events=MIN_BACKGROUND_EVENTS):
+def histograms_on_binning(prediction, luminosity_fb, edges, min_background_events=MIN_BACKGROUND_EVENTS):
     """Histograms of ``score_is_signal`` in the bins ``edges`` chosen on another sample (the result of
     :func:`binned_yields`).
 
@@ -264,14 +264,14 @@ def histograms_on_binning(prediction, luminosity_fb, edges, min_effective_events
     Bins are not merged by N_eff on this sample (that would be a choice made on it); only a bin
     without positive background joins its lower neighbour (the top one) or upper neighbour (the
     lowest), since the limit needs b > 0 in every bin. ``low_statistics`` flags a bin whose
-    background has fewer than ``min_effective_events`` effective MC events here.
+    background has fewer than ``min_background_events`` effective MC events here.
     """
     yields = yield_weights(prediction, luminosity_fb)
     inner = np.asarray(edges, dtype=np.float64)[1:-1]
     bin_index = np.searchsorted(inner, prediction.score, side="right")
     histograms = binned_yields(bin_index, np.asarray(edges, dtype=np.float64), prediction.is_signal, yields, 0,
                                event_index(prediction), btag_variations(prediction))
-    return _flag_low_statistics(histograms, min_effective_events)
+    return _flag_low_statistics(histograms, min_background_events)
 
 
 def btag_variations(prediction):
@@ -334,9 +334,9 @@ def limit_from_histograms(histograms, signal_xsec_fb, cl=DEFAULT_CL, mc_stat=Tru
     }
 
 
-def classifier_limit(prediction, luminosity_fb, n_bins=10, cl=DEFAULT_CL, min_effective_events=MIN_BACKGROUND_EVENTS,
+def classifier_limit(prediction, luminosity_fb, n_bins=10, cl=DEFAULT_CL, min_background_events=MIN_BACKGROUND_EVENTS,
                      mc_stat=True, validation=None):
     """Expected limit on mu and on sigma x BR from the binned classifier score (:func:`score_histograms`;
     ``validation``: the binning chosen on that sample, the limit computed on ``prediction``)."""
-    histograms = score_histograms(prediction, luminosity_fb, n_bins, min_effective_events, validation)
+    histograms = score_histograms(prediction, luminosity_fb, n_bins, min_background_events, validation)
     return limit_from_histograms(histograms, signal_cross_section(prediction), cl, mc_stat)

@@ -28,7 +28,9 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from .yields import event_index, yield_weights
 
 SIGNAL_EFFICIENCIES = (0.3, 0.5, 0.8)
-# a working point keeping fewer effective background MC events than this has a meaningless B estimate
+# a working point keeping fewer effective background MC events than this has a meaningless B estimate: the
+# default N_eff floor (``min_background_events``) of the score cuts, the cuts, the limits' bins, the stitching
+# check and tools/evaluate.py --min-background-events; the mass scan sets its own (config min_events)
 MIN_BACKGROUND_EVENTS = 10
 # n equal weights give N_eff = n only up to rounding: compare with this relative slack
 _ROUNDING = 1e-9

@@ -10,7 +10,7 @@ v_e v_e^T, v_e the event's yields in the bins (the truth-tag copies of one event
 classes, so the bins are correlated, and each event is one MC event). A bin resting on a few
 weighted events has a skewed yield and an unreliable variance (two halves of one inclusive sample
 gave chi2 = 21 for 12 bins), so within each tag class the pT bins are merged from the top until
-both samples hold at least ``MIN_EFFECTIVE_EVENTS`` effective MC events (a class short of them
+both samples hold at least ``metrics.MIN_BACKGROUND_EVENTS`` effective MC events (a class short of them
 joins a neighbouring class). Under correct stitching chi2 then follows a chi2 distribution with as many
 degrees of freedom as merged bins; a wrong filter
 efficiency (the filtered sample's cross section) or a missing veto (the inclusive sample in place
@@ -29,23 +29,21 @@ import numpy as np
 from scipy.stats import chi2 as chi2_distribution
 from scipy.stats import norm
 
-from ..schema import PHASE_SPACES
-from .yields import event_index, phase_space_of, yield_weights
+from ..schema import PHASE_SPACES, TAG_CLASSES
+from .metrics import MIN_BACKGROUND_EVENTS
+from .yields import event_index, phase_space_of, tag_class_of, tag_count, yield_weights
 
 PT_EDGES = (250.0, 400.0, 600.0, np.inf)  # GeV, leading fat jet
-TAG_CLASS_EDGES = (0, 2, 3, 4, 5)  # b-tagged subjets: <= 1, 2, 3, 4
-MIN_EFFECTIVE_EVENTS = 10
 
 
 def bin_of(events, pt_edges=PT_EDGES):
     """Each entry's bin (pT bin x tag class), -1 outside the pT range."""
     pt = np.asarray(events.arrays["fj1_pt"], dtype=np.float64)
-    tags = np.asarray(events.arrays["fj1_nbtag"]) + np.asarray(events.arrays["fj2_nbtag"])
     pt_bin = np.searchsorted(pt_edges, pt, side="right") - 1
-    tag_bin = np.searchsorted(TAG_CLASS_EDGES, tags, side="right") - 1
+    tag_bin = tag_class_of(tag_count(events.arrays))
     n_pt = len(pt_edges) - 1
     inside = (pt_bin >= 0) & (pt_bin < n_pt)
-    return np.where(inside, pt_bin * (len(TAG_CLASS_EDGES) - 1) + tag_bin, -1), n_pt * (len(TAG_CLASS_EDGES) - 1)
+    return np.where(inside, pt_bin * len(TAG_CLASSES) + tag_bin, -1), n_pt * len(TAG_CLASSES)
 
 
 def binned(events, luminosity_fb, pt_edges=PT_EDGES, part=None):
@@ -60,15 +58,15 @@ def binned(events, luminosity_fb, pt_edges=PT_EDGES, part=None):
     return per_event.sum(axis=0), per_event.T @ per_event
 
 
-def merged_bins(samples, min_events=MIN_EFFECTIVE_EVENTS):
+def merged_bins(samples, min_background_events=MIN_BACKGROUND_EVENTS):
     """Group index of every (pT, class) bin: within each class the pT bins merged from the top until every
-    sample of ``samples`` ((yields, covariance) pairs) holds min_events effective MC events; a class
+    sample of ``samples`` ((yields, covariance) pairs) holds min_background_events effective MC events; a class
     short of them altogether joins the next class's lowest group (the last class: the previous one's)."""
-    n_classes = len(TAG_CLASS_EDGES) - 1
+    n_classes = len(TAG_CLASSES)
     n_pt = len(samples[0][0]) // n_classes
 
     def enough(bins):
-        return all(y[bins].sum() > 0 and y[bins].sum() ** 2 / v[np.ix_(bins, bins)].sum() >= min_events
+        return all(y[bins].sum() > 0 and y[bins].sum() ** 2 / v[np.ix_(bins, bins)].sum() >= min_background_events
                    for y, v in samples)
 
     groups, group = [], []  # lists of flat bin indices
@@ -120,13 +118,13 @@ def filtered_scale(inclusive, stitched, luminosity_fb, pt_edges=PT_EDGES):
     return {"mu": mu, "error": error, "pull": pull, "p_value": float(2.0 * norm.sf(abs(pull)))}
 
 
-def compare(inclusive, stitched, luminosity_fb, pt_edges=PT_EDGES, min_events=MIN_EFFECTIVE_EVENTS):
+def compare(inclusive, stitched, luminosity_fb, pt_edges=PT_EDGES, min_background_events=MIN_BACKGROUND_EVENTS):
     """{chi2, ndf, p_value, inclusive, stitched (yields per bin), pulls (per merged bin), groups (the
     merged bin of every bin), total (both totals and the pull of their difference), per_tag_class
     (the same summed over pT)}."""
     y_inc, v_inc = binned(inclusive, luminosity_fb, pt_edges)
     y_sti, v_sti = binned(stitched, luminosity_fb, pt_edges)
-    groups = merged_bins([(y_inc, v_inc), (y_sti, v_sti)], min_events)
+    groups = merged_bins([(y_inc, v_inc), (y_sti, v_sti)], min_background_events)
     merge = np.zeros((groups.max() + 1, len(groups)))
     merge[groups, np.arange(len(groups))] = 1.0
     v_both = v_inc + v_sti
@@ -141,7 +139,7 @@ def compare(inclusive, stitched, luminosity_fb, pt_edges=PT_EDGES, min_events=MI
         sigma = np.sqrt(weights @ v_both @ weights)
         return {"inclusive": float(a), "stitched": float(b), "pull": float((a - b) / sigma) if sigma > 0 else 0.0}
 
-    n_classes = len(TAG_CLASS_EDGES) - 1
+    n_classes = len(TAG_CLASSES)
     classes = np.arange(len(y_inc)) % n_classes
     return {
         "chi2": chi2,

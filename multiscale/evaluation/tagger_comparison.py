@@ -29,7 +29,8 @@ noncentral t with J - 1 degrees of freedom and noncentrality delta / sem, sem = 
 P(|T| > t_{1-ALPHA/2}) under it (:func:`power_of_t_test`). The sum-of-quantiles shortcut
 (t_{1-ALPHA/2} + t_power) x sem of ``study.compare.detectable_difference`` promises 80% where the
 noncentral t gives 77% at 3 pairs (73% at 2, 79% at 5). :func:`detectable_ratio` and
-:func:`pairs_needed` invert the exact power; :func:`power` is the drop-in for
+:func:`pairs_needed` invert the exact power; :func:`scale_needed` says how many times the events would reach a
+ratio when more pairs cannot; :func:`power` is the drop-in for
 ``study.mass_scan.power`` (same keys, same meaning).
 """
 
@@ -247,6 +248,17 @@ def pairs_needed(sd, ratio, test_train_ratio=0.0, alpha=ALPHA, power=POWER, max_
     return high
 
 
+def scale_needed(sd, n_pairs, ratio, test_train_ratio=0.0, alpha=ALPHA, power=POWER):
+    """How many times today's events the same ``n_pairs`` pairs would need to detect ``ratio`` at ``power``, if the
+    spread of the log ratios falls as 1/sqrt(events) (the test sample's part does; the training's roughly). The
+    detectable log ratio is proportional to ``sd`` at fixed pairs (the power depends on delta/sd alone), so the
+    factor is (log detectable / log ratio)^2; 1 when today's events suffice."""
+    detectable = detectable_ratio(sd, n_pairs, test_train_ratio, alpha, power)
+    if detectable is None or ratio is None or ratio <= 1:
+        return None
+    return float(max(1.0, (np.log(detectable) / np.log(ratio)) ** 2))
+
+
 def power(test, test_train_ratio):
     """The power analysis of a log-ratio test (``study.compare.log_ratio``'s result), from the
     noncentral t: the smallest ratio today's pairs detect at 80% power, and the pairs a 10% and a 20%
@@ -255,4 +267,5 @@ def power(test, test_train_ratio):
     n, sd = test["n_pairs"], test.get("sd")
     return {"detectable_ratio": detectable_ratio(sd, n, test_train_ratio),
             "pairs_for_10_percent": pairs_needed(sd, 1.10, test_train_ratio),
-            "pairs_for_20_percent": pairs_needed(sd, 1.20, test_train_ratio)}
+            "pairs_for_20_percent": pairs_needed(sd, 1.20, test_train_ratio),
+            "scale_for_20_percent": scale_needed(sd, n, 1.20, test_train_ratio)}

@@ -42,7 +42,7 @@ small.
 
 import numpy as np
 
-from ..schema import PHASE_SPACES, PROCESS_CODES, STITCHED_PHASE_SPACES
+from ..schema import FATJET_PREFIXES, PHASE_SPACES, PROCESS_CODES, STITCHED_PHASE_SPACES, TAG_CLASSES
 from .io import PredictionError
 
 PROCESS_NAMES = {code: name for name, code in PROCESS_CODES.items()}
@@ -69,6 +69,16 @@ def phase_space_of(prediction):
     if unknown:
         raise PredictionError(f"{prediction.path}: unknown phase_space codes {unknown} (known: {PHASE_SPACES})")
     return values
+
+
+def tag_count(arrays):
+    """The b-tagged subjets of each entry, both fat jets together (fj1_nbtag + fj2_nbtag)."""
+    return sum(np.asarray(arrays[f"{jet}_nbtag"], dtype=np.int64) for jet in FATJET_PREFIXES)
+
+
+def tag_class_of(n_tags):
+    """The index in schema.TAG_CLASSES of the class of each number of b-tagged subjets."""
+    return np.searchsorted([min(counts) for counts in TAG_CLASSES], n_tags, side="right") - 1
 
 
 def event_index(prediction):

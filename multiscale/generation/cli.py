@@ -1,7 +1,8 @@
 """Command lines of ``tools/generate_events.py`` and ``tools/truth_tag.py`` (see docs/generation.md).
 
 Conventions as in ``multiscale/cli_common.py``: ``<tool>_parser()``, ``<tool>_main(argv=None) -> int``,
-one-line errors. The work itself is done by ``run.py`` (event loop, chunks) and ``truth_tagging.py``.
+one-line errors. The work itself is done by ``run.py`` (a run's chunks; one chunk: ``chunk.py``) and
+``truth_tagging.py``.
 """
 
 import argparse
@@ -10,10 +11,11 @@ import os
 import signal
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 from ..cli_common import OneLineParser, fail
-from ..definitions import PRESELECTION
+from ..definitions import Preselection
 from ..schema import PROCESS_CODES
 from . import hf_filter, manifest, merging, truth_tagging
 from .btagging import TagEfficiencies
@@ -24,6 +26,8 @@ from .writer import remove_stale
 
 GENERATE, TRUTH_TAG = "generate_events.py", "truth_tag.py"
 HIGGS_MASS = 125.0
+# the generator's defaults are RunConfig's (the preselection's: definitions.Preselection): read, not repeated
+DEFAULTS = {field.name: field.default for field in fields(RunConfig)}
 
 # ---------------------------------------------------------------------------------------------
 # generate_events.py
@@ -65,7 +69,7 @@ def generate_parser():
                         "compressed), one output file each; weights and cross section from the files")
     add("--no-btag-labels", action="store_true",
         help="--hepmc files without decayed hadrons in their record: label every jet light")
-    add("--merging", choices=merging.REQUESTS, default="auto",
+    add("--merging", choices=merging.REQUESTS, default=DEFAULTS["merging"],
         help="--lhe: auto (default): the merging the MadGraph header says (MLM, FxFx, CKKW-L); none: shower "
         "every event as it is, overlapping jet multiplicities included")
     add("--merging-scale", type=float, metavar="GEV", help="--lhe: merging scale (MLM/FxFx JetMatching:qCut, CKKW-L "
@@ -73,31 +77,44 @@ def generate_parser():
     add("--merging-process", metavar="PROC", help="--lhe, CKKW-L: Pythia's Merging:Process (e.g. pp>e+e-) when the "
         "header's process cannot be translated")
     add("--outdir", required=True, help="output directory (created if missing)")
-    add("--seed", type=int, default=1, help="random seed of the run (default: 1)")
-    add("--jobs", type=int, default=1, help="parallel processes, one chunk each (default: 1)")
-    add("--events-per-file", type=int, default=10000, metavar="K", help="accepted events per file; with "
-        "--lhe/--hepmc: input events per output file, each file cut into ranges of K (default: 10000)")
+    add("--seed", type=int, default=DEFAULTS["seed"], help="random seed of the run (default: %(default)s)")
+    add("--jobs", type=int, default=DEFAULTS["jobs"], help="parallel processes, one chunk each (default: %(default)s)")
+    add("--events-per-file", type=int, default=DEFAULTS["events_per_file"], metavar="K", help="accepted events per "
+        "file; with --lhe/--hepmc: input events per output file, each file cut into ranges of K (default: %(default)s)")
     add("--chunks", type=int, nargs="+", metavar="C", help="generate only these files of the run (0-based chunk "
         "indices; a chunk's events depend only on --seed, --events-per-file and its index, so the file is the one a "
         "whole run writes); no manifest is written")
-    add("--mH", type=float, default=1000.0, help="heavy scalar mass in GeV, hh4b only (default: 1000)")
-    add("--pthat-min", type=float, default=300.0, help="PhaseSpace:pTHatMin for qcd/ttbar in GeV (default: 300)")
-    add("--pthat-bias", type=float, default=0.0, metavar="POW",
+    add("--mH", type=float, default=DEFAULTS["mH"], help="heavy scalar mass in GeV, hh4b only (default: %(default)g)")
+    add("--pthat-min", type=float, default=DEFAULTS["pthat_min"],
+        help="PhaseSpace:pTHatMin for qcd/ttbar in GeV (default: %(default)g)")
+    add("--pthat-bias", type=float, default=DEFAULTS["pthat_bias"], metavar="POW",
         help="qcd/ttbar: oversample high pT-hat by (pT-hat/pTHatMin)^POW, with compensating event weights "
-        "(PhaseSpace:bias2Selection; default: 0, unweighted)")
-    add("--hf-filter", choices=sorted(hf_filter.MODES), default=None,
+        "(PhaseSpace:bias2Selection; default: %(default)g, unweighted)")
+    add("--hf-filter", choices=sorted(hf_filter.MODES), default=DEFAULTS["hf_filter"],
         help="qcd/ttbar: keep only the events with a b quark in each of the two leading parton-level jets "
         "(require) or only the others (veto); the two samples add up to the inclusive one (docs/generation.md)")
-    add("--max-constituents", type=int, default=PRESELECTION.max_constituents,
-        help=f"constituents kept per fat jet (default: {PRESELECTION.max_constituents})")
-    add("--xsec-fb", type=float, default=None, help="cross section in fb for the weights (default: Pythia's sigmaGen)")
-    add("--fj1-ptmin", type=float, default=PRESELECTION.fj1_ptmin,
-        help=f"leading fat-jet pT cut in GeV (default: {PRESELECTION.fj1_ptmin:g})")
-    add("--fj2-ptmin", type=float, default=PRESELECTION.fj2_ptmin,
-        help=f"subleading fat-jet pT cut in GeV (default: {PRESELECTION.fj2_ptmin:g})")
-    add("--fj-etamax", type=float, default=PRESELECTION.fj_etamax, help=f"fat-jet |eta| cut (default: {PRESELECTION.fj_etamax})")
+    add("--max-constituents", type=int, default=DEFAULTS["max_constituents"],
+        help="constituents kept per fat jet (default: %(default)s)")
+    add("--xsec-fb", type=float, default=DEFAULTS["xsec_fb"],
+        help="cross section in fb for the weights (default: Pythia's sigmaGen)")
+    add("--fj1-ptmin", type=float, default=DEFAULTS["fj1_ptmin"],
+        help="leading fat-jet pT cut in GeV (default: %(default)g)")
+    add("--fj2-ptmin", type=float, default=DEFAULTS["fj2_ptmin"],
+        help="subleading fat-jet pT cut in GeV (default: %(default)g)")
+    add("--fj-etamax", type=float, default=DEFAULTS["fj_etamax"], help="fat-jet |eta| cut (default: %(default)g)")
     add_tag_efficiency_options(add)
     return parser
+
+
+def preselection_options(changes):
+    """The options of generate_events.py that set the preselection cuts ``changes`` ({field of
+    definitions.Preselection: value}), e.g. {"fj1_ptmin": 250} -> ["--fj1-ptmin", "250"]: a config can name
+    the cuts it changes, the others keep their defaults. ValueError for a name that is no cut."""
+    cuts = [field.name for field in fields(Preselection)]
+    unknown = [name for name in changes if name not in cuts]
+    if unknown:
+        raise ValueError(f"preselection: {unknown[0]!r} is no cut; the cuts are {', '.join(cuts)}")
+    return [word for name, value in changes.items() for word in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def parse_config(argv=None):

@@ -7,10 +7,13 @@ gluon fusion and forced into H -> hh -> (bb)(bb).
 
 import pythia8mc
 
+from ..definitions import BENCHMARK_MASS
+
 PYTHIA_VERSION = "8.317"
 SQRT_S_GEV = 14000.0
 H_WIDTH_FRACTION = 0.01  # narrow H: Pythia's own width at 1 TeV (~765 GeV) would smear the peak away
 MAX_SEED = 900_000_000  # Pythia's Random:seed upper bound
+PTHAT_MIN = 300.0  # GeV, PhaseSpace:pTHatMin of qcd and ttbar unless told otherwise (--pthat-min)
 
 OUTPUT_SETTINGS = ("Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on")
 COMMON_SETTINGS = (f"Beams:eCM = {SQRT_S_GEV}", *OUTPUT_SETTINGS)
@@ -21,7 +24,7 @@ class GenerationError(RuntimeError):
     """Pythia could not be set up or stopped producing events."""
 
 
-def process_settings(process, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0):
+def process_settings(process, m_h=BENCHMARK_MASS, pthat_min=PTHAT_MIN, pthat_bias=0.0):
     """The Pythia settings that define ``process`` (hh4b, qcd or ttbar).
 
     ``pthat_bias`` > 0 (qcd, ttbar) samples pT-hat with an extra factor (pT-hat / pTHatMin)^pthat_bias
@@ -55,7 +58,7 @@ def process_settings(process, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0):
     raise ValueError(f"unknown process {process!r}")
 
 
-def make_pythia(process, seed, m_h=1000.0, pthat_min=300.0, pthat_bias=0.0, user_hooks=None):
+def make_pythia(process, seed, m_h=BENCHMARK_MASS, pthat_min=PTHAT_MIN, pthat_bias=0.0, user_hooks=None):
     """A Pythia instance initialised for ``process`` with random seed ``seed``; ``user_hooks``
     (hf_filter.HeavyFlavourFilter) installed before init()."""
     settings = (*COMMON_SETTINGS, *process_settings(process, m_h, pthat_min, pthat_bias))

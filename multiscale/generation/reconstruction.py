@@ -1,8 +1,8 @@
 """From a batch of Pythia events to the ntuple columns of the events passing the preselection.
 
 Visible final-state particles with |eta| < 2.5 are clustered into anti-kT R = 1.0 fat jets and
-anti-kT R = 0.4 small-R jets; the two leading fat jets must pass the preselection (defaults:
-``definitions.PRESELECTION``). Everything is computed for all events of the batch at once.
+anti-kT R = 0.4 small-R jets; the two leading fat jets must pass the preselection (a
+``definitions.Preselection``). Everything is computed for all events of the batch at once.
 """
 
 from dataclasses import dataclass
@@ -13,7 +13,6 @@ import numpy as np
 
 from multiscale.kinematics import delta_r, momenta, pseudorapidity, wrap_phi
 
-from ..definitions import PRESELECTION
 from ..schema import CONSTITUENT_FIELDS, FATJET_PREFIXES, FLAVOUR_JETS
 from .btagging import FLAVOUR_B, FLAVOUR_C, apply_tagging, btag_weight_variations, label_jets, select_hadrons
 from .clustering import KtReclustering, cluster_inclusive, nsubjettiness, softdrop_mass
@@ -29,14 +28,6 @@ SMALLJET_ETA_MAX = 2.5
 JET_FATJET_MIN_DR = 1.0  # the "jet" token must lie outside both fat jets
 SOFTDROP_BETA, SOFTDROP_ZCUT = 0.0, 0.1
 TAGGED_JETS = FLAVOUR_JETS  # column order of the b-tag arrays: the four subjets, then the small-R jet
-
-
-@dataclass(frozen=True)
-class Selection:
-    fj1_ptmin: float = PRESELECTION.fj1_ptmin
-    fj2_ptmin: float = PRESELECTION.fj2_ptmin
-    fj_etamax: float = PRESELECTION.fj_etamax
-    max_constituents: int = PRESELECTION.max_constituents
 
 
 def _regular(array):

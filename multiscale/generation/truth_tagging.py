@@ -8,7 +8,7 @@ their probabilities as weights:
     P(config) = prod_j  eff_j^t_j (1 - eff_j)^(1 - t_j),   eff_j = efficiency of subjet j's flavour
 
 The 16 configurations are grouped by the number of tagged subjets into the classes
-``TAG_CLASSES`` (<= 1, 2, 3, 4 tags). Every selection ">= k tags" with k = 2, 3, 4 is then a union
+``schema.TAG_CLASSES`` (<= 1, 2, 3, 4 tags). Every selection ">= k tags" with k = 2, 3, 4 is then a union
 of whole classes and gets exact weights; a class that straddled a requirement would give its few
 copies drawn on the passing side the whole class probability, and a large weight variance. In ``test`` mode an event becomes one copy per class with a
 non-zero probability, its configuration drawn within the class in proportion to P(config), and
@@ -69,19 +69,18 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ..evaluation.yields import EVENT_IDENTITY, normalisation_problem, process_name, stitching_problem
-from ..schema import N_OBJECTS, OBJECT_SLOTS, PHASE_SPACES, SUBJET_SLOTS as SUBJET_NAMES, TREE_NAME
+from ..evaluation.yields import EVENT_IDENTITY, normalisation_problem, process_name, stitching_problem, tag_class_of
+from ..schema import N_OBJECTS, OBJECT_SLOTS, PHASE_SPACES, SUBJET_SLOTS as SUBJET_NAMES, TAG_CLASSES, TREE_NAME
 from .writer import JAGGED_GROUPS, write_root
 
 SUBJET_SLOTS = [OBJECT_SLOTS.index(name) for name in SUBJET_NAMES]
 FATJET_SLOTS = [OBJECT_SLOTS.index("fj1"), OBJECT_SLOTS.index("fj2")]
 HCAND_SLOT = OBJECT_SLOTS.index("H_cand")
 FLAVOUR_BRANCHES = tuple(f"{name}_flavour" for name in SUBJET_NAMES)
-TAG_CLASSES = ((0, 1), (2,), (3,), (4,))  # numbers of tagged subjets in each class
 MODES = ("test", "train")
 
-CONFIGS = np.array(list(product((0, 1), repeat=4)), dtype=bool)  # (16, 4) tag bits
-CONFIG_CLASS = np.array([next(c for c, ks in enumerate(TAG_CLASSES) if n in ks) for n in CONFIGS.sum(axis=1)])
+CONFIGS = np.array(list(product((0, 1), repeat=len(SUBJET_NAMES))), dtype=bool)  # (16, 4) tag bits
+CONFIG_CLASS = tag_class_of(CONFIGS.sum(axis=1))
 
 
 def configuration_probabilities(flavour, exists, efficiencies):

@@ -1,10 +1,13 @@
-"""The network's hyper-parameters: one typed configuration, its defaults and the named presets.
+"""The network's hyper-parameters: one typed configuration and its defaults.
 
-weaver passes ``-o NAME VALUE`` options to ``get_model``; ``resolve`` turns a preset plus those
-options into a ``NetworkConfig``, checked, and ``describe`` gives the line the training log shows.
+weaver passes ``-o NAME VALUE`` options to ``get_model``; ``resolve`` turns a preset (a named set of
+options, ``multiscale.definitions.PRESETS``) plus those options into a ``NetworkConfig``, checked, and
+``describe`` gives the line the training log shows.
 """
 
 from dataclasses import asdict, dataclass, fields
+
+from ..definitions import DEFAULT_PRESET, PRESET_ALIASES, PRESETS
 
 FUSIONS = ("cross", "concat")
 
@@ -54,33 +57,13 @@ class NetworkConfig:
 NULLABLE = tuple(f.name for f in fields(NetworkConfig) if "None" in str(f.type))
 LIMITS = ("jet_max_tokens", "jet_max_features", "obj_max_features")
 
-_PAPER = dict(
-    jet_dim=40, jet_heads=5, jet_layers=2,
-    obj_dim=40, obj_heads=5, obj_layers=2,
-    ffn_ratio=1.0, jet_max_features=3, obj_max_features=5,
-)
-PRESETS = {
-    # NetworkConfig's defaults: what the demo uses
-    "default": {},
-    # the talk's configuration: jets x 3 features, objects 9 x 5, 5 heads and 2 layers per stream,
-    # MLP 128-64. Differences forced by correctness: tokens are embedded (width 40 = 8 per head)
-    # instead of attending at the raw feature width, and padding is masked.
-    "paper": _PAPER,
-    # the talk's configuration + the objects' b-tag (their 6th feature): the mass scan's, as the
-    # cut-based selection it is compared with uses b-tags
-    "paperb": {**_PAPER, "obj_max_features": 6},
-    # 'paper' with 2 heads of 20 per attention layer instead of 5 of 8 (every stream and the
-    # cross-attention): the same AUC at m_H = 1 TeV, paired over the mass scan's 5 folds, and faster
-    # CPU training (docs/performance.md, "The attention shape")
-    "paper_wide": {**_PAPER, "jet_heads": 2, "obj_heads": 2},
-}
 
-
-def resolve(preset: str = "default", **options) -> NetworkConfig:
+def resolve(preset: str = DEFAULT_PRESET, **options) -> NetworkConfig:
     """The preset's configuration with the explicit options on top. An explicit None is kept: weaver
     passes only the options given on the command line, so ``-o jet_max_features None`` means no limit."""
+    preset = PRESET_ALIASES.get(preset, preset)
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     known = {f.name for f in fields(NetworkConfig)}
     unknown = sorted(set(options) - known)
     if unknown:

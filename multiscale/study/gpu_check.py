@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from ..definitions import MODELS, REPO_ROOT, network_options
+from ..definitions import data_config_file, network_options
 from ..synthetic import synthetic_inputs
 from ..weaver_io import build_model, load_data_config
 
@@ -16,8 +16,7 @@ BATCH = 64
 
 def check(model_name, features="paperb"):
     """A forward and backward pass of ``model_name`` on CUDA with synthetic inputs; a line saying so."""
-    definition = MODELS[model_name]
-    model, info = build_model(load_data_config(REPO_ROOT / definition.data_config), **network_options(model_name, features))
+    model, info = build_model(load_data_config(data_config_file(model_name)), **network_options(model_name, features))
     model = model.cuda().train()
     output = model(*[x.cuda() for x in synthetic_inputs(info, BATCH, generator=torch.Generator().manual_seed(0))])
     output.float().logsumexp(1).mean().backward()

@@ -46,8 +46,8 @@ from ..evaluation.metrics import (
 )
 from ..evaluation.report import jsonable
 from ..evaluation.tagger_comparison import power
-from ..definitions import LUMINOSITY_FB
-from ..evaluation.yields import event_index, phase_space_of, restrict, sample_name, yield_weights
+from ..definitions import BENCHMARK_MASS, LUMINOSITY_FB
+from ..evaluation.yields import event_index, phase_space_of, restrict, sample_name, tag_count, yield_weights
 from . import plots, report
 from .compare import ALPHA, holm, log_ratio, paired_difference
 from .workflow import MAX_TAGS, fold_of, validation_path
@@ -71,18 +71,26 @@ def prediction_path(out, model, mass, fold, features):
     return Path(out) / f"mH{mass:g}" / f"{model}_{features}_fold{fold}" / "pred.root"
 
 
-def find_predictions(out, models, masses, features):
+def find_predictions(out, models, masses, features, given=None):
     """{model: {mass: {fold: path}}} of the prediction files present with their validation fold's
-    (workflow.validation_path: where the choices are made); a test prediction without one is left out, named."""
-    found = {}
+    (workflow.validation_path: where the choices are made); a test prediction without one is left out, named.
+    ``given``: the files handed over (test and validation predictions, as the workflow declares them), instead of
+    those found under ``out``; one that is no model's prediction at these masses is an error naming it."""
+    present = Path.is_file if given is None else set(map(Path, given)).__contains__
+    found, used = {}, set()
     for model in models:
         for mass in masses:
             for fold in range(100):
                 path = prediction_path(out, model, mass, fold, features)
-                if path.is_file() and validation_path(path).is_file():
+                if present(path) and present(validation_path(path)):
                     found.setdefault(model, {}).setdefault(mass, {})[fold] = path
-                elif path.is_file():
+                    used |= {path, validation_path(path)}
+                elif present(path):
                     print(f"mass_scan: left out {path}: no prediction of its validation fold ({validation_path(path).name})")
+    unknown = sorted(set(map(Path, given or ())) - used)
+    if unknown:
+        raise SystemExit(f"mass_scan: error: {unknown[0]} is not a prediction of the models {' '.join(models)} at the "
+                         f"masses given under {out} (with its validation fold's)")
     return found
 
 
@@ -190,7 +198,7 @@ def split_categories(prediction, categories):
     number of its b-tagged subjets (fj1_nbtag + fj2_nbtag; truth tagging's ``tag_class``)."""
     if not categories:
         return {"all": prediction}
-    tags = np.asarray(prediction.arrays["fj1_nbtag"]) + np.asarray(prediction.arrays["fj2_nbtag"])
+    tags = tag_count(prediction.arrays)
     category = np.searchsorted(categories, tags, side="right") - 1  # -1: below the first category
     return {label: restrict(prediction, category == k) for k, label in enumerate(category_labels(categories))
             if np.any(category == k)}
@@ -234,7 +242,7 @@ def in_tag_region(prediction, min_tags):
     """The copies with >= ``min_tags`` b-tagged subjets, with their yields (0: all)."""
     if not min_tags:
         return prediction
-    tags = np.asarray(prediction.arrays["fj1_nbtag"]) + np.asarray(prediction.arrays["fj2_nbtag"])
+    tags = tag_count(prediction.arrays)
     return restrict(prediction, tags >= min_tags)
 
 
@@ -290,7 +298,7 @@ def cut_based_folds(files, mass, folds, n_folds, luminosity_fb, min_events=MIN_B
         result = cutbased.evaluate(test, selection, luminosity_fb, min_events)
         result["definition"] = selection.describe()
         result["selection"] = selection.as_dict()
-        per_category = {label: cutbased.cut_based_histograms(part, selection, luminosity_fb, min_effective_events=min_events)
+        per_category = {label: cutbased.cut_based_histograms(part, selection, luminosity_fb, min_background_events=min_events)
                         for label, part in split_categories(test, categories).items()}
         result.update(limits(concatenate_categories(per_category), signal_cross_section(test)))
         without_window = cutbased.select(test.arrays, replace(selection, mjj_window=(0, np.inf)))
@@ -451,12 +459,20 @@ def comparisons(results, masses, n_folds):
 # --- taggers at fixed signal efficiency ---------------------------------------------------------------------
 
 
+def read_test_sample(paths, min_tags):
+    """The copies in the tag region of one test prediction, or of several (a list: the out-of-fold predictions of
+    one model, concatenated before the region's yields are taken, so each sample keeps its cross section)."""
+    if isinstance(paths, (list, tuple)):
+        return in_tag_region(Prediction.concatenate([read_prediction(p) for p in paths]), min_tags)
+    return in_tag_region(read_prediction(paths), min_tags)
+
+
 def rejection_bootstraps(paths, min_tags, luminosity_fb, n_bootstrap=tagger_comparison.N_BOOTSTRAP):
-    """The taggers of one (mass, test fold), ``paths``: {model: test prediction}, at fixed signal efficiency:
-    {"rejections": {model: {eps_S: rejection}}, "per_model": {model: rejection_interval}, "ratios": {(A, B):
-    ratio_interval}} from one bootstrap over the test events (the truth-tag copies of an event drawn together,
+    """The taggers of one (mass, test fold), ``paths``: {model: test prediction, or a list of them}, at fixed signal
+    efficiency: {"rejections": {model: {eps_S: rejection}}, "per_model": {model: rejection_interval}, "ratios": {(A,
+    B): ratio_interval}} from one bootstrap over the test events (the truth-tag copies of an event drawn together,
     each sample held at its cross section), the same draws for every tagger, so the ratios are paired."""
-    predictions = {model: in_tag_region(read_prediction(path), min_tags) for model, path in paths.items()}
+    predictions = {model: read_test_sample(path, min_tags) for model, path in paths.items()}
     try:
         is_signal, weight, group, scores = tagger_comparison.common_test_sample(predictions, luminosity_fb)
     except PredictionError as error:  # not one test sample (another selection): each tagger on its own, no paired ratio
@@ -474,6 +490,40 @@ def rejection_bootstraps(paths, min_tags, luminosity_fb, n_bootstrap=tagger_comp
             "per_model": {model: tagger_comparison.rejection_interval(values) for model, values in replicates.items()},
             "ratios": {(a, b): tagger_comparison.ratio_interval(replicates[a], replicates[b])
                        for a, b in TAGGER_PAIRS if a in replicates and b in replicates}}
+
+
+def pooled_test_samples(jobs, masses):
+    """Per mass, {model: its test predictions over the folds every model was tested on}: the out-of-fold
+    predictions, one large test sample common to the taggers, each event scored by the training that did not see
+    it (the training of its own fold). None for a mass with fewer than two such folds."""
+    pooled = {}
+    for mass in masses:
+        by_model = {}
+        for model, m, fold, path in jobs:
+            if m == mass:
+                by_model.setdefault(model, {})[fold] = path
+        folds = sorted(set.intersection(*(set(f) for f in by_model.values()))) if by_model else []
+        if len(folds) >= 2:
+            pooled[mass] = {model: [files[f] for f in folds] for model, files in by_model.items()}
+    return pooled
+
+
+def pooled_rejections(boot, n_folds_pooled):
+    """The rejection_bootstraps of a pooled test sample as the summary keeps it: each tagger's rejection at each
+    signal efficiency with its bootstrap interval, and the paired ratios of TAGGER_PAIRS."""
+    def at(intervals, values):
+        return {f"{eff:.2f}": {"rejection": values.get(eff) if values else None, **interval}
+                for eff, interval in intervals.items()}
+    return {"folds_pooled": n_folds_pooled,
+            "per_model": {model: at(intervals, boot["rejections"][model]) for model, intervals in boot["per_model"].items()},
+            "ratios": {f"{a} / {b}": {f"{eff:.2f}": {"ratio": _ratio(boot["rejections"][a][eff], boot["rejections"][b][eff]),
+                                                    **interval} for eff, interval in by_eff.items()}
+                       for (a, b), by_eff in boot["ratios"].items()},
+            **({"note": boot["note"]} if "note" in boot else {})}
+
+
+def _ratio(a, b):
+    return float(a / b) if a is not None and b and np.isfinite(a) and np.isfinite(b) else None
 
 
 def tagger_comparisons(bootstraps, masses, n_folds):
@@ -533,6 +583,9 @@ def sculpting_plot(out, model, mass):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m multiscale.study.mass_scan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="the study's output directory (trainings, results)")
+    parser.add_argument("--predictions", nargs="+", metavar="FILE",
+                        help="the prediction files to evaluate, test and validation folds (default: those found under "
+                        "--out)")
     parser.add_argument("--data", help="the study's event directory (generated/, truth_test/, truth_train_physical/): "
                         "each mass's signal by its name, every other file as background; or give the files:")
     parser.add_argument("--signal-events", nargs="+", action="append", default=[], metavar=("MASS", "FILE"),
@@ -545,7 +598,7 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--features", default="paperb")
     parser.add_argument("--folds", type=int, default=5, help="folds the events were cut into")
-    parser.add_argument("--ref-mass", type=float, default=1000.0, help="mass point of the ROC plot")
+    parser.add_argument("--ref-mass", type=float, default=BENCHMARK_MASS, help="mass point of the ROC plot (default %(default)g)")
     parser.add_argument("--luminosity", type=float, default=LUMINOSITY_FB, help=f"fb^-1 (default: {LUMINOSITY_FB:g})")
     parser.add_argument("--bins", type=int, default=10, help="score bins before merging, for the limits")
     parser.add_argument("--min-events", type=float, default=MIN_BACKGROUND_EVENTS,
@@ -589,7 +642,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
-    found = find_predictions(out, args.models, args.masses, args.features)
+    found = find_predictions(out, args.models, args.masses, args.features, args.predictions)
     if not found:
         raise SystemExit(f"mass_scan: error: no prediction file under {out} for models {args.models}")
     jobs = [(model, mass, fold, path) for model, by_mass in found.items() for mass, by_fold in by_mass.items()
@@ -637,6 +690,13 @@ def main(argv=None):
                                    **({"note": boot["note"]} if "note" in boot else {})}
                     for eff, interval in intervals.items()}
 
+        # the out-of-fold predictions together: one large test sample common to the taggers, no event seen by the
+        # training that scored it
+        pooled_paths = pooled_test_samples(jobs, args.masses)
+        pooled = dict(zip(pooled_paths, tqdm(pool.map(_rejection_bootstraps, [
+            (paths, args.min_tags, args.luminosity, args.bootstrap) for paths in pooled_paths.values()]),
+            total=len(pooled_paths), desc="bootstrapping the pooled test sample", unit="mass", disable=None)))
+
     summary = {
         "luminosity_fb": args.luminosity,
         "masses": args.masses,
@@ -649,6 +709,8 @@ def main(argv=None):
                     for model, by_mass in results.items()},
         "comparisons": comparisons(results, args.masses, args.folds),
         "tagger_comparisons": tagger_comparisons(by_test_fold, args.masses, args.folds),
+        "pooled_rejections": {f"{mass:g}": pooled_rejections(boot, len(pooled_paths[mass][next(iter(boot["rejections"]))]))
+                              for mass, boot in pooled.items()},
         "bootstrap_replicates": args.bootstrap,
         "training_background": training_composition(args.files, args.luminosity),
         "per_training": {model: {f"{mass:g}": {str(f): e for f, e in by_fold.items()} for mass, by_fold in by_mass.items()}

@@ -4,12 +4,15 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..definitions import MODELS
 from ..evaluation.plotting import STYLE, plot_roc
+from .report import model_rank
 
-MARKERS = "osD^vP*"
-# one colour and marker per model in every plot, whatever order the results come in
-STYLES = {"kin": ("C3", "^"), "jets": ("C2", "v"), "concat": ("C1", "s"), "cross": ("C0", "o"),
-          "cross_param": ("C4", "P"), "cut-based": ("black", "D"), "cut-based pooled": ("grey", "X")}
+MARKERS = "osv^P*hp<>"
+# one colour and marker per model in every plot, whatever order the results come in: a model of
+# multiscale/definitions.py by its place there, the cut-based references in black and grey
+STYLES = {**{model: (f"C{i}", MARKERS[i % len(MARKERS)]) for i, model in enumerate(MODELS)},
+          "cut-based": ("black", "D"), "cut-based pooled": ("grey", "X")}
 
 
 def _per_model(summary, figure):
@@ -24,16 +27,14 @@ def _per_model(summary, figure):
     return lines
 
 
-def _order(item):
-    return list(STYLES).index(item[0]) if item[0] in STYLES else len(STYLES)
-
-
 def _against_mass(summary, figure, ylabel, path, title, log=True):
     with matplotlib.style.context(STYLE):
         fig = Figure(figsize=(8, 7))
         ax = fig.add_subplot()
-        for i, (model, (masses, mean, std)) in enumerate(sorted(_per_model(summary, figure).items(), key=_order)):
-            color, marker = STYLES.get(model, (f"C{5 + i}", MARKERS[i % len(MARKERS)]))
+        lines = sorted(_per_model(summary, figure).items(), key=lambda item: model_rank(item[0]))
+        for i, (model, (masses, mean, std)) in enumerate(lines):
+            # a model not defined: a colour after the defined ones'
+            color, marker = STYLES.get(model, (f"C{len(MODELS) + i}", MARKERS[i % len(MARKERS)]))
             ax.fill_between(masses, np.maximum(mean - std, mean * 1e-3), mean + std, color=color, alpha=0.2, linewidth=0)
             ax.plot(masses, mean, color=color, marker=marker, linewidth=2,
                     linestyle="--" if model.startswith("cut-based") else "-", label=model)
@@ -44,20 +45,21 @@ def _against_mass(summary, figure, ylabel, path, title, log=True):
         ax.set_title(title, loc="left", fontsize="x-small")
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines fill the axes
         fig.savefig(path, bbox_inches="tight")
+    return fig
 
 
 def limit_vs_mass(summary, path, figure="limit_fb", note=""):
     """Expected 95% CL upper limit on sigma(gg -> H) x BR(H -> hh -> bbbb); band: +-1 std over trainings."""
-    _against_mass(summary, figure, "Expected 95% CL limit on σ × BR [fb]", path,
-                  f"σ(gg → H) × BR(H → hh → $b\\bar bb\\bar b$), {summary['luminosity_fb']:g} fb$^{{-1}}$, 14 TeV\n"
-                  f"{note}; mean ± std over trainings (folds)")
+    return _against_mass(summary, figure, "Expected 95% CL limit on σ × BR [fb]", path,
+                         f"σ(gg → H) × BR(H → hh → $b\\bar bb\\bar b$), {summary['luminosity_fb']:g} fb$^{{-1}}$, 14 TeV\n"
+                         f"{note}; mean ± std over trainings (folds)")
 
 
 def significance_vs_mass(summary, path):
     """Best expected S/sqrt(B) at the benchmark signal cross section."""
-    _against_mass(summary, "significance", "Best expected S/√B (σ×BR = 10 fb)", path,
-                  f"{summary['luminosity_fb']:g} fb$^{{-1}}$, mean ± std over trainings (folds)\n"
-                  f"cuts keeping ≥ {summary['min_background_events']:g} effective background MC events")
+    return _against_mass(summary, "significance", "Best expected S/√B (σ×BR = 10 fb)", path,
+                         f"{summary['luminosity_fb']:g} fb$^{{-1}}$, mean ± std over trainings (folds)\n"
+                         f"cuts keeping ≥ {summary['min_background_events']:g} effective background MC events")
 
 
 def roc_at(curves, summary, cut_based, mass, path):

@@ -1,6 +1,17 @@
 """Markdown tables of the mass scan (results.md): one table per mass point, then the comparisons."""
 
-MODEL_ORDER = ("jets", "kin", "concat", "cross", "cross_param", "cut-based", "cut-based pooled")
+import math
+
+from ..definitions import MODELS
+
+# every table and plot legend of the study: the models in the order of multiscale/definitions.py, then
+# the cut-based references (study/mass_scan.py's CUT_BASED, CUT_BASED_POOLED)
+MODEL_ORDER = (*MODELS, "cut-based", "cut-based pooled")
+
+
+def model_rank(name):
+    """The place of a model in tables and legends; one not in MODEL_ORDER goes last."""
+    return MODEL_ORDER.index(name) if name in MODEL_ORDER else len(MODEL_ORDER)
 
 
 def _value(spread, fmt, n_total=None):
@@ -46,7 +57,7 @@ def mass_table(summary, mass):
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_model = summary["summary"]
-    for model in sorted(by_model, key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER)):
+    for model in sorted(by_model, key=model_rank):
         if mass in by_model[model]:
             lines.append(_row(model, by_model[model][mass], summary["min_background_events"]))
     return "\n".join(lines)
@@ -122,7 +133,7 @@ def smooth_table(summary, masses):
 
 
 def _ordered(by_model):
-    return sorted(by_model.items(), key=lambda item: MODEL_ORDER.index(item[0]) if item[0] in MODEL_ORDER else len(MODEL_ORDER))
+    return sorted(by_model.items(), key=lambda item: model_rank(item[0]))
 
 
 def tagger_table(summary):
@@ -140,10 +151,11 @@ def tagger_table(summary):
              "bootstrap's sd of the log ratio (truth-tag copies of one event drawn together), mean over the repeats; "
              "repeats: the sd of the log ratios over the repeats. Detectable: the smallest ratio the repeats detect "
              "at 80% power (noncentral t); pairs for 1.2: the repeats a ratio of 1.2 needs (\"more events\": no "
-             "number of repeats of this sample suffices).", "",
+             "number of repeats of this sample suffices); scale for 1.2: how many times today's events the same repeats "
+             "would need to detect 1.2, if the spread of the log ratios falls as 1/√events.", "",
              "| A vs B @ m_H | εS | rejection ratio A/B | p / Holm | significant | sd log: test sample | repeats "
-             "| detectable ratio | pairs for 1.2 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| detectable ratio | pairs for 1.2 | scale for 1.2 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, entry in comparisons.items():
         for eff in ("0.30", "0.50"):
             test = entry.get(eff)
@@ -153,7 +165,42 @@ def tagger_table(summary):
             sd = "–" if test.get("sd") is None else f"{test['sd']:.3f}"
             detectable = "–" if test.get("detectable_ratio") is None else f"{test['detectable_ratio']:.3g}"
             pairs = "more events" if test.get("pairs_for_20_percent") is None else str(test["pairs_for_20_percent"])
-            lines.append(f"| {name} | {float(eff):.0%} | {' | '.join(_ratio(test))} | {boot} | {sd} | {detectable} | {pairs} |")
+            scale = "–" if test.get("scale_for_20_percent") is None else f"{test['scale_for_20_percent']:.3g}"
+            lines.append(f"| {name} | {float(eff):.0%} | {' | '.join(_ratio(test))} | {boot} | {sd} | {detectable} | {pairs} "
+                         f"| {scale} |")
+    return lines + [""]
+
+
+def _interval(entry):
+    low, high = entry.get("interval") or (None, None)
+    return "–" if low is None or not all(map(math.isfinite, (low, high))) else f"[{low:.3g}, {high:.3g}]"
+
+
+def pooled_table(summary):
+    """Rejections and rejection ratios on the pooled out-of-fold test sample, with the event bootstrap's 68%
+    interval."""
+    pooled = summary.get("pooled_rejections") or {}
+    if not pooled:
+        return []
+    lines = ["## Taggers on one large common test sample", "",
+             "The out-of-fold predictions of every tested fold together: the same events for every tagger, each "
+             "scored by the training that did not see it. Background rejection 1/εB at 30% and 50% signal "
+             "efficiency, and the ratios A/B, each with the 68% interval of a bootstrap over the test events "
+             "(truth-tag copies of one event drawn together, paired across the taggers). This interval is the "
+             "test sample's uncertainty only; the spread of the trainings is in the table above.", "",
+             "| m_H | folds | A / B | εS | rejection A | rejection B | ratio A/B | 68% interval |",
+             "|---|---|---|---|---|---|---|---|"]
+    for mass, entry in pooled.items():
+        for pair, by_eff in entry["ratios"].items():
+            a, b = pair.split(" / ")
+            for eff, ratio in by_eff.items():
+                rejections = [entry["per_model"][m][eff]["rejection"] for m in (a, b)]
+                text = ["–" if r is None else f"{r:.3g}" for r in rejections]
+                value = "–" if ratio.get("ratio") is None else f"{ratio['ratio']:.3g}"
+                lines.append(f"| {mass} | {entry['folds_pooled']} | {pair} | {float(eff):.0%} | {text[0]} | {text[1]} "
+                             f"| {value} | {_interval(ratio)} |")
+        if entry.get("note"):
+            lines.append(f"\n{mass} GeV: {entry['note']}")
     return lines + [""]
 
 
@@ -199,7 +246,7 @@ def markdown(summary):
         parts += [f"| {name} | {c['training_copies']} | {c['training_share']:.3f} | {c['region_yield_share']:.3g} |"
                   for name, c in composition.items()]
         parts += [""]
-    parts += [*smooth_table(summary, masses), "", *tagger_table(summary)]
+    parts += [*smooth_table(summary, masses), "", *tagger_table(summary), *pooled_table(summary)]
     parts += [
         "## Paired comparisons (same test folds)",
         "",

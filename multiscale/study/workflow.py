@@ -1,28 +1,23 @@
 """Bookkeeping of the mass-scan workflow (``workflow/Snakefile``, settings in ``config/mass_scan.yaml``): the
 samples and their files, which fold a file belongs to, the per-(mass, fold) data directories the trainings
 read, and the parameterised model's data configs. Light imports only: Snakemake reads it to build the DAG.
-
-    python -m multiscale.study.workflow steps-per-epoch --batch 128 FILES...   # one pass over 80% of the events
 """
 
-import argparse
 import math
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..definitions import FEATURES, MODELS, REPO_ROOT, STUDY_MASSES
-from ..schema import HF_FILTER_SUFFIX, PROCESS_CODES, SIGNAL_PROCESSES, SUBJET_SLOTS, file_stem
+from ..definitions import FEATURES, MODELS, STUDY_MASSES, data_config_file
+from ..schema import HF_FILTER_SUFFIX, MAX_TAGS, PROCESS_CODES, SIGNAL_PROCESSES, file_stem
 
 # the truth-tagged copies the networks train on (one per kept event, its b-tag class drawn with its
 # probability) and those they are tested on (one per tag class), signal and background alike, inside the
 # analysis region (config min_tags): tools/truth_tag.py --mode
 TRUTH_DIRS = {"train": "truth_train_physical", "test": "truth_test"}
-PARAM_TEMPLATE = REPO_ROOT / MODELS["cross_param"].data_config
+PARAM_TEMPLATE = data_config_file("cross_param")
 MASS_HYPOTHESIS_CALL = "mass_hypothesis(mH, event_id)"  # in PARAM_TEMPLATE: the hypotheses are added here
-MAX_TAGS = len(SUBJET_SLOTS)  # b-tagged subjets of an event at most: two per fat jet
 
 
 def fold_of(path, n_folds):
@@ -279,7 +274,7 @@ def validation_path(prediction):
     return prediction.with_name(f"{prediction.stem}_validation{prediction.suffix}")
 
 
-# --- the jobs' helpers ------------------------------------------------------------------------------------------
+# --- the jobs' helpers (run: rules; Snakemake removes a failed job's outputs: written in place) -------------------
 
 
 def link_split(directory, fold, n_folds, files):
@@ -287,18 +282,14 @@ def link_split(directory, fold, n_folds, files):
     (split_of says which copy of each; as symbolic links, relative, so that the tree can move). ``files``: signal
     files and both truth-tagged copies."""
     directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     for split in ("train", "test", "validation"):
-        (tmp / split).mkdir(parents=True)
+        (directory / split).mkdir(parents=True)
     for path in map(Path, files):
         split = split_of(path, fold, n_folds)
         if split is None:
             continue
-        link = tmp / split / path.name
-        link.symlink_to(os.path.relpath(path.resolve(), directory.resolve() / link.parent.name))
-    shutil.rmtree(directory, ignore_errors=True)
-    tmp.rename(directory)
+        link = directory / split / path.name
+        link.symlink_to(os.path.relpath(path.resolve(), link.parent.resolve()))
 
 
 def write_param_config(masses, path):
@@ -311,30 +302,4 @@ def write_param_config(masses, path):
     text = text.replace(MASS_HYPOTHESIS_CALL, f"mass_hypothesis(mH, event_id, [{hypotheses}])")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def steps_per_epoch(files, batch):
-    """One pass over the training part of ``files`` (weaver keeps 80% for training) per epoch."""
-    import uproot
-
-    from ..schema import TREE_NAME
-
-    events = sum(uproot.open(path)[TREE_NAME].num_entries for path in files)
-    return max(1, events * 8 // 10 // batch)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m multiscale.study.workflow", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    steps = commands.add_parser("steps-per-epoch", help="weaver's --steps-per-epoch for one pass over the events")
-    steps.add_argument("--batch", type=int, required=True)
-    steps.add_argument("files", nargs="+")
-    args = parser.parse_args(argv)
-    print(steps_per_epoch(args.files, args.batch))
-
-
-if __name__ == "__main__":
-    main()
+    path.write_text(text)

@@ -26,11 +26,11 @@ rule evaluate:
         f"{OUT}/evaluate.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate.tsv"
-    threads: ALL_CORES
+    threads: every_core
     message:
         "evaluate {params.models} at m_H = {params.masses} (limits, cut-based reference, plots)"
     shell:
-        "python -m multiscale.study.mass_scan --out {OUT} {params.events} --folds {study.folds} --masses {params.masses} "
+        "python -m multiscale.study.mass_scan --out {OUT} --predictions {input.predictions} {params.events} --folds {study.folds} --masses {params.masses} "
         "--features {FEATURES} --models {params.models} --ref-mass {config[ref_mass]} --min-events {config[min_events]} "
         "--min-tags {study.min_tags} --categories {params.categories} --jobs {threads} > {log} 2>&1"
 

@@ -3,25 +3,15 @@
 # the test copies per file, the training copies of all backgrounds in one job (unweighted together: their
 # physical proportions) and of each signal mass in one, and the data directory of every (mass, fold).
 
-import re
-
 from multiscale.study.workflow import TRUTH_DIRS, link_split
 
-SAMPLES = study.sample_of_stem()  # file stem without its chunk -> sample
 TRAIN, TEST = TRUTH_DIRS["train"], TRUTH_DIRS["test"]
-
-
-def alternatives(names):
-    return "|".join(map(re.escape, names))
 
 
 rule generate:
     output:
         root=f"{DATA}/generated/{{stem}}_{{chunk}}.root",
         sidecar=f"{DATA}/generated/{{stem}}_{{chunk}}.json",
-    wildcard_constraints:
-        stem=alternatives(SAMPLES),
-        chunk=r"\d+",
     params:
         run=lambda wc: " ".join(SAMPLES[wc.stem].generator_arguments(config["preselection"])),
         # a directory of the job's own: the generator's resume logic sees no other chunk
@@ -40,12 +30,9 @@ rule generate:
 
 rule truth_tag_test:
     input:
-        f"{DATA}/generated/{{stem}}_{{chunk}}.root",
+        rules.generate.output.root,
     output:
         f"{DATA}/{TEST}/{{stem}}_{{chunk}}.root",
-    wildcard_constraints:
-        stem=alternatives(SAMPLES),
-        chunk=r"\d+",
     log:
         f"{DATA}/logs/{TEST}/{{stem}}_{{chunk}}.log",
     message:
@@ -54,20 +41,15 @@ rule truth_tag_test:
         "python {REPO}/tools/truth_tag.py --mode test --min-tags {study.min_tags} --outdir {DATA}/{TEST} {input} > {log} 2>&1"
 
 
-SIGNAL_STEMS = [stem for stem, sample in SAMPLES.items() if sample in study.signals.values()]
-
-
 rule truth_tag_train_signal:
     input:
-        lambda wc: study.generated(SAMPLES[wc.stem]),
+        lambda wc: study.generated(SAMPLES[wc.signal]),
     output:
-        [f"{DATA}/{TRAIN}/{{stem}}_{chunk}.root" for chunk in range(study.chunks)],
-    wildcard_constraints:
-        stem=alternatives(SIGNAL_STEMS),
+        [f"{DATA}/{TRAIN}/{{signal}}_{chunk}.root" for chunk in range(study.chunks)],
     log:
-        f"{DATA}/logs/{TRAIN}/{{stem}}.log",
+        f"{DATA}/logs/{TRAIN}/{{signal}}.log",
     message:
-        "truth-tag the training copies of {wildcards.stem} (unweighted together)"
+        "truth-tag the training copies of {wildcards.signal} (unweighted together)"
     shell:
         "python {REPO}/tools/truth_tag.py --mode train --min-tags {study.min_tags} --mixture {config[training_mixture]} "
         "--outdir {DATA}/{TRAIN} {input} > {log} 2>&1"
@@ -97,9 +79,6 @@ rule split:
         lambda wc: study.split_inputs(split_masses(wc.name)),
     output:
         directory(f"{DATA}/splits/{{name}}_fold{{fold}}"),
-    wildcard_constraints:
-        name=r"mH[0-9.]+|all",
-        fold=r"\d+",
     message:
         "link the data of {wildcards.name}, fold {wildcards.fold}"
     run:

@@ -1,7 +1,7 @@
 # Trainings: every model at every mass and fold, the parameterised model once per fold on every mass, and its
-# predictions at each mass. Each runs ./train_multiscale.sh with the study's recipe.
+# predictions at each mass. Each runs ./train_multiscale.sh with the study's recipe (config: epochs, batch, ...).
 
-from multiscale.definitions import MODELS
+from multiscale.driver_options import study_recipe
 from multiscale.study.workflow import write_param_config
 
 # on a GPU slot of this machine (multiscale/study/gpu_slots.py), or as it is without GPUs
@@ -13,8 +13,6 @@ RUN = f"{{model}}_{FEATURES}_fold{{fold}}"  # the driver's run name (MODEL_FEATU
 rule param_config:
     output:
         f"{OUT}/configs/jets_kin_param_{{which}}.yaml",
-    wildcard_constraints:
-        which=r"train|mH[0-9.]+",
     message:
         "write the parameterised model's data config ({wildcards.which})"
     run:
@@ -49,7 +47,7 @@ def split_files(where, fold, split):
 def training_data(wildcards):
     inputs = {"split": study.split_directory(split_name(wildcards.where), wildcards.fold)}
     if wildcards.where == "param":  # every mass, the background's hypotheses drawn from them
-        inputs["config"] = f"{OUT}/configs/jets_kin_param_train.yaml"
+        inputs["config"] = expand(rules.param_config.output[0], which="train")
     if GPU:
         inputs["gpu_check"] = rules.gpu_check.output[0]
     return inputs
@@ -61,11 +59,8 @@ rule train:
     output:
         prediction=f"{OUT}/{{where}}/{RUN}/pred.root",
         model=f"{OUT}/{{where}}/{RUN}/net_best_epoch_state.pt",
-    wildcard_constraints:
-        where=r"mH[0-9.]+|param",
-        model=alternatives(MODELS),
-        fold=r"\d+",
     params:
+        recipe=" ".join(study_recipe(config)),
         data_config=lambda wc, input: f"--data-config {input.config}" if wc.where == "param" else "",
         train=lambda wc: split_files(wc.where, wc.fold, "train"),
         test=lambda wc: split_files(wc.where, wc.fold, "test"),
@@ -81,13 +76,11 @@ rule train:
     priority: lambda wc: 100 - int(wc.fold)
     message:
         "train {wildcards.model} at {wildcards.where}, fold {wildcards.fold}"
+    # the driver makes each epoch one pass over the events in memory
     shell:
-        "steps=$(python -m multiscale.study.workflow steps-per-epoch --batch {config[batch]} {params.train:q}) "
-        "&& OMP_NUM_THREADS={threads} MS_OUTDIR={OUT}/{wildcards.where} COMMENT=fold{wildcards.fold} "
+        "OMP_NUM_THREADS={threads} MS_OUTDIR={OUT}/{wildcards.where} COMMENT=fold{wildcards.fold} "
         f"{ON_GPU} {REPO}/train_multiscale.sh {{wildcards.model}} {FEATURES} --data-train {{params.train:q}} "
-        "--data-test {params.test:q} -o seed $(({wildcards.fold} + 1)) "
-        "--num-epochs {config[epochs]} --batch-size {config[batch]} --in-memory --steps-per-epoch $steps "
-        "--num-workers {config[workers]} --optimizer adamw --start-lr 2e-3 {params.data_config} > {log} 2>&1"
+        "--data-test {params.test:q} -o seed $(({wildcards.fold} + 1)) {params.recipe} {params.data_config} > {log} 2>&1"
 
 
 # the validation fold of every training (Study: (fold + 1) % folds, not trained on), predicted as its test fold is:
@@ -98,14 +91,10 @@ PREDICT = (f"OMP_NUM_THREADS={{threads}} COMMENT=fold{{wildcards.fold}} {ON_GPU}
 
 rule predict_validation:
     input:
-        model=f"{OUT}/{{where}}/{RUN}/net_best_epoch_state.pt",
+        model=rules.train.output.model,
         split=lambda wc: study.split_directory(wc.where, wc.fold),
     output:
         f"{OUT}/{{where}}/{RUN}/pred_validation.root",
-    wildcard_constraints:
-        where=r"mH[0-9.]+",
-        model=alternatives(MODELS),
-        fold=r"\d+",
     params:
         validation=lambda wc: split_files(wc.where, wc.fold, "validation"),
     log:
@@ -127,18 +116,15 @@ rule predict_validation:
 
 rule predict_param:
     input:
-        model=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/net_best_epoch_state.pt",
-        split=f"{DATA}/splits/mH{{mass}}_fold{{fold}}",
-        config=f"{OUT}/configs/jets_kin_param_mH{{mass}}.yaml",
+        model=expand(rules.train.output.model, where="param", model="cross_param", allow_missing=True),
+        split=expand(rules.split.output[0], name="mH{mass}", allow_missing=True),
+        config=expand(rules.param_config.output[0], which="mH{mass}"),
     output:
         test=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/pred_mH{{mass}}.root",
         validation=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/pred_mH{{mass}}_validation.root",
     params:
         test=lambda wc: split_files(f"mH{wc.mass}", wc.fold, "test"),
         validation=lambda wc: split_files(f"mH{wc.mass}", wc.fold, "validation"),
-    wildcard_constraints:
-        mass=r"[0-9.]+",
-        fold=r"\d+",
     log:
         weaver=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/predict_mH{{mass}}.log",
         validation=f"{OUT}/param/cross_param_{FEATURES}_fold{{fold}}/predict_mH{{mass}}_validation.log",
