@@ -13,7 +13,7 @@ here. The ntuple's branch names live beside it in ``schema.py``; the study's siz
 """
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 # the data configs below (data/*.yaml) are relative to it: they ship inside the package; the
@@ -44,6 +44,17 @@ class Preselection:
 
 # the generator's defaults (tools/generate_events.py); the mass scan lowers fj1_ptmin (config/mass_scan.yaml)
 PRESELECTION = Preselection()
+
+
+def preselection_options(changes):
+    """The options of generate_events.py that set the preselection cuts ``changes`` ({field of
+    Preselection: value}), e.g. {"fj1_ptmin": 250} -> ["--fj1-ptmin", "250"]: a config can name
+    the cuts it changes, the others keep their defaults. ValueError for a name that is no cut."""
+    cuts = [field.name for field in fields(Preselection)]
+    unknown = [name for name in changes if name not in cuts]
+    if unknown:
+        raise ValueError(f"preselection: {unknown[0]!r} is no cut; the cuts are {', '.join(cuts)}")
+    return [word for name, value in changes.items() for word in (f"--{name.replace('_', '-')}", str(value))]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from multiscale import definitions
+from multiscale.definitions import preselection_options
 from multiscale.interpret.data import feature_index
 from multiscale.preprocessing import mass_hypothesis
 from multiscale.study.workflow import Study, link_split, parse_masses, write_param_config
@@ -151,7 +152,7 @@ def test_the_study_is_what_its_config_says():
         for name, sample in config["backgrounds"].items()]
     for sample in study.samples():
         arguments = sample.generator_arguments(config["preselection"])
-        assert " ".join(map(str, config["preselection"])) in " ".join(arguments)  # every sample: the same cuts
+        assert " ".join(preselection_options(config["preselection"])) in " ".join(arguments)  # every sample: the same cuts
         assert len(study.generated(sample)) == study.chunks >= sample.events / sample.events_per_file
     # every training predicts its test fold and its validation fold
     assert 2 * len(study.trainings()) == len(study.predictions())

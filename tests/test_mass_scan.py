@@ -68,7 +68,8 @@ def test_paired_difference_and_log_ratio():
 def test_chunks_are_dealt_to_folds_round_robin(tmp_path):
     """The workflow writes chunks_per_fold files per fold: chunk c is in fold c % folds,
     and the evaluation must read the same files as the trainings did."""
-    from multiscale.study.mass_scan import event_files, files_in, fold_of
+    from multiscale.study.predictions import event_files, files_in
+    from multiscale.study.workflow import fold_of
 
     # a fourth background (wjets) in the study directory is read as one, whatever its name
     for sub, stem in (("generated", "hh4b_mH1000_2000"), ("truth_test", "qcd_11"), ("truth_test", "ttbar_12"),
@@ -86,7 +87,8 @@ def test_chunks_are_dealt_to_folds_round_robin(tmp_path):
 
 def test_the_evaluation_takes_the_files_it_is_handed(tmp_path, capsys):
     """The workflow hands every sample's files (Study): those, and only those, are the signal and backgrounds."""
-    from multiscale.study.mass_scan import event_files, parse_args
+    from multiscale.study.mass_scan import parse_args
+    from multiscale.study.predictions import event_files
 
     common = ["--out", str(tmp_path), "--masses", "1000", "--models", "kin", "--folds", "2"]
     args = parse_args([*common, "--signal-events", "1000", "s_0.root", "s_1.root", "--background-events", "wjets_0.root",
@@ -170,22 +172,51 @@ def test_holm_adjusts_in_step_down_order():
     assert holm([0.03, None, 0.01, 0.5, 0.02]) == pytest.approx([0.06, None, 0.04, 0.5, 0.06])
 
 
-def test_detectable_difference_has_the_stated_power():
-    """Simulated paired differences with the detectable mean are found significant in ~80% of cases."""
+def test_detectable_ratio_has_the_stated_power():
+    """Simulated paired log ratios with the detectable mean are found significant in ~80% of cases."""
     from scipy import stats
 
-    from multiscale.study.compare import detectable_difference, pairs_needed
+    from multiscale.evaluation.tagger_comparison import detectable_ratio, pairs_needed
 
     rng = np.random.default_rng(1)
     sd, n = 0.3, 6
-    delta = detectable_difference(sd, n)
-    samples = rng.normal(delta, sd, size=(4000, n))
+    ratio = detectable_ratio(sd, n)
+    samples = rng.normal(np.log(ratio), sd, size=(4000, n))
     p = stats.ttest_1samp(samples, 0.0, axis=1).pvalue
     assert np.mean(p < 0.05) == pytest.approx(0.8, abs=0.03)
-    assert pairs_needed(sd, delta) == n
+    assert pairs_needed(sd, ratio * (1 + 1e-9)) == n
     # with the correction for overlapping folds there is a floor: no number of pairs detects less
-    floor = detectable_difference(sd, 10_000, test_train_ratio=0.25)
-    assert pairs_needed(sd, 0.9 * floor, test_train_ratio=0.25) is None
+    floor = detectable_ratio(sd, 10_000, test_train_ratio=0.25)
+    assert pairs_needed(sd, np.exp(0.9 * np.log(floor)), test_train_ratio=0.25) is None
+
+
+def test_the_study_and_the_evaluation_command_share_one_evaluation_of_a_training(tmp_path):
+    """The mass scan's evaluation of a training (study.training_eval) and the evaluation command's
+    (evaluation.summary) give the same ROC figures from the same predictions: one path, not two copies."""
+    from multiscale.evaluation.io import read_prediction
+    from multiscale.evaluation.metrics import SIGNAL_EFFICIENCIES
+    from multiscale.evaluation.summary import evaluate_training as command_evaluation
+    from multiscale.study.training_eval import evaluate_training as study_evaluation
+
+    rng = np.random.default_rng(3)
+    test = read_prediction(write_toy(tmp_path / "test.root", rng))
+    validation = read_prediction(write_toy(tmp_path / "validation.root", rng))
+    study, study_curve = study_evaluation(test, validation, 3000.0, 10, 30)
+    command, command_curve = command_evaluation(test, 3000.0, SIGNAL_EFFICIENCIES, 30)
+    assert study["auc"] == command["auc"] and study["working_points"] == command["working_points"]
+    np.testing.assert_array_equal(study_curve.background_efficiency, command_curve.background_efficiency)
+
+
+def test_the_two_spreads_say_what_a_missing_training_does():
+    """The study summarises the folds that gave a value and counts them; the command's model figure is void when
+    one training gave none (and infinite when one is): the same mean and sd where every training gave one."""
+    from multiscale.evaluation.summary import spread, usable_spread
+
+    values = [2.0, 4.0, 9.0]
+    assert (spread(values)["mean"], spread(values)["std"]) == (usable_spread(values)["mean"], usable_spread(values)["std"])
+    assert usable_spread([2.0, None, 4.0, np.inf]) == {"mean": 3.0, "std": pytest.approx(np.sqrt(2.0)), "n": 2}
+    assert spread([2.0, None, 4.0])["mean"] is None and spread([2.0, np.inf])["mean"] == np.inf
+    assert usable_spread([1.0, np.e], log_spread=True)["log_std"] == pytest.approx(np.sqrt(0.5))
 
 
 # --- the evaluation end to end on toy prediction files -------------------------------------------------------
@@ -212,11 +243,13 @@ def write_toy(path, rng, separation=1.0, n_signal=300, n_background=3000, first_
 def test_taggers_on_different_test_entries_are_bootstrapped_each_on_its_own(tmp_path):
     """Predictions that do not hold the same test entries give no paired ratio, a note, and each tagger's own
     rejections (the evaluation goes on)."""
-    from multiscale.study.mass_scan import rejection_bootstraps
+    from multiscale.study.comparisons import rejection_bootstraps
+    from multiscale.study.predictions import read_test_sample
 
     rng = np.random.default_rng(5)
     paths = {"cross": write_toy(tmp_path / "a.root", rng), "concat": write_toy(tmp_path / "b.root", rng, first_event=10**6)}
-    result = rejection_bootstraps(paths, min_tags=3, luminosity_fb=3000.0, n_bootstrap=20)
+    predictions = {model: read_test_sample(path, min_tags=3) for model, path in paths.items()}
+    result = rejection_bootstraps(predictions, luminosity_fb=3000.0, n_bootstrap=20)
     assert result["ratios"] == {} and "note" in result
     assert set(result["rejections"]) == set(result["per_model"]) == {"cross", "concat"}
 
@@ -225,7 +258,8 @@ def test_taggers_on_different_test_entries_are_bootstrapped_each_on_its_own(tmp_
 def toy_study(tmp_path_factory):
     """Two models (cross separates better than kin) trained on two folds of three at m_H = 1 TeV, each with its test
     and validation predictions, the event files of the cuts; mass_scan run on it."""
-    from multiscale.study.mass_scan import main, prediction_path
+    from multiscale.study.mass_scan import main
+    from multiscale.study.predictions import prediction_path
     from multiscale.study.workflow import validation_path
 
     out = tmp_path_factory.mktemp("study")
@@ -298,18 +332,38 @@ def test_taggers_are_compared_on_the_pooled_out_of_fold_test_sample(toy_study):
     assert "## Taggers on one large common test sample" in (out / "results.md").read_text()
 
 
+def test_a_test_folds_predictions_are_each_read_once(toy_study, monkeypatch):
+    """The trainings of one test fold are evaluated and bootstrapped from one reading of each prediction, and give
+    what the study's run wrote."""
+    from multiscale.evaluation.io import read_prediction
+    from multiscale.study import mass_scan
+    from multiscale.study.predictions import prediction_path
+    from multiscale.study.workflow import validation_path
+
+    out, results = toy_study
+    reads = []
+    monkeypatch.setattr(mass_scan, "read_prediction", lambda path: reads.append(Path(path)) or read_prediction(path))
+    trainings = {model: prediction_path(out, model, 1000.0, 0, "paperb") for model in ("kin", "cross")}
+    job = (trainings, 0, 3000.0, 10, 150, None, [], None, {model: None for model in trainings}, 20)
+    evaluated, boot = mass_scan._evaluate_test_fold(job)
+    assert sorted(reads) == sorted([*trainings.values(), *map(validation_path, trainings.values())])
+    for model in trainings:
+        assert evaluated[model][0]["auc"] == results["per_training"][model]["1000"]["0"]["auc"]
+    assert set(boot["rejections"]) == set(trainings) and set(boot["ratios"]) == {("cross", "kin")}
+
+
 def test_the_limit_comparisons_use_the_power_of_the_noncentral_t():
     from multiscale.evaluation import tagger_comparison
-    from multiscale.study import mass_scan
+    from multiscale.study import comparisons
 
-    assert mass_scan.power is tagger_comparison.power
-    assert mass_scan.test_train_ratio(5) == pytest.approx(1 / 3)  # one test fold against the 3 trained on
+    assert comparisons.power is tagger_comparison.power
+    assert comparisons.test_train_ratio(5) == pytest.approx(1 / 3)  # one test fold against the 3 trained on
 
 
 def test_the_evaluation_reads_the_predictions_it_is_handed(toy_study):
     """The workflow hands the predictions it declares: only those are evaluated, and a file that is none of the
     models' predictions is refused by name."""
-    from multiscale.study.mass_scan import find_predictions, prediction_path
+    from multiscale.study.predictions import find_predictions, prediction_path
     from multiscale.study.workflow import validation_path
 
     out, _ = toy_study

@@ -8,7 +8,7 @@ import yaml
 from multiscale.evaluation.io import Prediction
 from multiscale.evaluation.limits import choose_score_binning
 from multiscale.evaluation.yields import restrict
-from multiscale.study import mass_scan
+from multiscale.study import cut_folds, mass_scan, training_eval
 from multiscale.study.workflow import Study, parse_numbers
 from tests.helpers import REPO, default_config
 
@@ -40,7 +40,7 @@ def truth_tagged(n_background=3000, n_signal=600, signal_at_3_tags=0.0, backgrou
 
 def limit_of(prediction, validation, categories=()):
     """The evaluation of a training on its test fold ``prediction``, its choices made on ``validation``."""
-    entry, _ = mass_scan.evaluate_training(prediction, validation, LUMINOSITY, 10, 30, categories=categories)
+    entry, _ = training_eval.evaluate_training(prediction, validation, LUMINOSITY, 10, 30, categories=categories)
     return entry
 
 
@@ -83,10 +83,10 @@ def test_the_pooled_cut_based_limit_adds_the_categories_of_every_fold(monkeypatc
     S/sqrt(B), so the selection keeps both categories.)"""
     folds = {f: with_cut_observables(truth_tagged(signal_at_3_tags=0.4, background_at_4_tags=0.5, seed=10 + f))
              for f in range(3)}
-    monkeypatch.setattr(mass_scan, "event_files", lambda files, mass, chosen, n_folds: chosen[0])
-    monkeypatch.setattr(mass_scan, "read_events", lambda fold, min_tags: folds[fold])
-    split, pooled = mass_scan.cut_based_folds(None, 1000.0, [0, 1, 2], 3, LUMINOSITY, 30, 3, [3, 4])
-    whole, pooled_whole = mass_scan.cut_based_folds(None, 1000.0, [0, 1, 2], 3, LUMINOSITY, 30, 3, [])
+    monkeypatch.setattr(cut_folds, "event_files", lambda files, mass, chosen, n_folds: chosen[0])
+    monkeypatch.setattr(cut_folds, "read_events", lambda fold, min_tags: folds[fold])
+    split, pooled = cut_folds.cut_based_folds(None, 1000.0, [0, 1, 2], 3, LUMINOSITY, 30, 3, [3, 4])
+    whole, pooled_whole = cut_folds.cut_based_folds(None, 1000.0, [0, 1, 2], 3, LUMINOSITY, 30, 3, [])
     for fold in range(3):
         assert split[fold]["definition"] == whole[fold]["definition"] and split[fold]["selection"]["min_btags"] <= 3
         assert split[fold]["limit"]["n_bins"] == 2 and whole[fold]["limit"]["n_bins"] == 1
@@ -125,11 +125,11 @@ def test_the_cut_based_optimum_is_chosen_off_the_test_fold(monkeypatch):
     other events in fold 1 may move it. Each fold's result carries its smooth-fit limit and sculpting check."""
     folds = {f: with_cut_observables(truth_tagged(signal_at_3_tags=0.4, background_at_4_tags=0.5, seed=10 + f))
              for f in range(3)}
-    monkeypatch.setattr(mass_scan, "event_files", lambda files, mass, chosen, n_folds: chosen[0])
-    monkeypatch.setattr(mass_scan, "read_events", lambda fold, min_tags: folds[fold])
+    monkeypatch.setattr(cut_folds, "event_files", lambda files, mass, chosen, n_folds: chosen[0])
+    monkeypatch.setattr(cut_folds, "read_events", lambda fold, min_tags: folds[fold])
 
     def selection():
-        result = mass_scan.cut_based_folds(None, 1000.0, [0], 3, LUMINOSITY, 30, 3, [3, 4])[0][0]
+        result = cut_folds.cut_based_folds(None, 1000.0, [0], 3, LUMINOSITY, 30, 3, [3, 4])[0][0]
         assert {"limit_smooth", "sculpting"} <= set(result)
         return result["selection"], result["B"]
 
@@ -196,8 +196,8 @@ def test_categories_on_the_command_line_are_numbers():
 
 @pytest.mark.parametrize("options, error", [
     (["--categories", "3", "4"], None),
-    (["--min-tags", "2", "--categories", "3", "4"], "--categories 3 4: give ascending tag counts from --min-tags 2"),
-    (["--categories", "4", "3"], "--categories 4 3: give ascending tag counts from --min-tags 4"),
+    (["--min-tags", "2", "--categories", "3", "4"], "--categories: [3, 4] do not cut the region of >= 2 tags"),
+    (["--categories", "4", "3"], "--categories: [4, 3] do not cut the region of >= 4 tags"),
     (["--categories", "3", "5"], "up to 4"),
 ])
 def test_the_evaluation_takes_categories_from_its_region(tmp_path, capsys, options, error):

@@ -94,8 +94,9 @@ def test_masses_on_the_command_line_are_taken_as_numbers(tmp_path, masses, expec
     # training r tests on fold r: folds 3 and 4 do not exist
     ({"repeats": 5}, "workflow config: error: repeats: 5 trainings need 5 folds (training r tests on fold r), but "
                      "folds is 3"),
-    # ... and chooses its cuts on fold r + 1: with two folds nothing is left to train on
-    ({"folds": 2}, "workflow config: error: folds: 2 folds leave no training events"),
+    # ... and chooses its cuts on fold r + 1: with two folds nothing is left to train on (the schema's rule)
+    ({"folds": 2}, "workflow config: error: folds: 2 is less than the minimum of 3 (training r tests on fold r, "
+                   "chooses its cuts on fold r + 1 and trains on the others)"),
     # QCD's heavy-flavour-required half turned inclusive: the vetoed half has no complement, the inclusive overlaps
     ({"backgrounds": {"qcd_hf": {"process": "qcd", "events": 6, "seed": 13, "options": ["--pthat-min", "200"]}}},
      "workflow config: error: backgrounds: process qcd has qcd (--hf-filter veto), qcd_hf (inclusive)"),

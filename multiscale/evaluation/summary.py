@@ -23,16 +23,32 @@ def efficiency_key(signal_efficiency):
     return f"{signal_efficiency:.2f}"
 
 
+def usable_spread(values, log_spread=False):
+    """{mean, std, n} of the usable values (None and non-finite dropped; std with ddof=1, None for one value):
+    a study's repeats where some gave no value (``n`` says how many did); ``log_spread``: also ``log_std``, the
+    standard deviation of their logarithms (the repeat-to-repeat spread of a limit, in log ratio)."""
+    usable = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    if len(usable) == 0:
+        return {"mean": None, "std": None, "n": 0, **({"log_std": None} if log_spread else {})}
+    spread = {"mean": float(usable.mean()), "std": float(usable.std(ddof=1)) if len(usable) > 1 else None,
+              "n": int(len(usable))}
+    if log_spread:
+        positive = np.log(usable[usable > 0])
+        spread["log_std"] = float(positive.std(ddof=1)) if len(positive) > 1 else None
+    return spread
+
+
 def spread(values):
-    """{mean, std, per_training}; any infinite/None value makes the mean that value and std None."""
+    """{mean, std, per_training} over every training (usable_spread), where one training without a value (None)
+    makes the mean None and an infinite one makes it infinite, std None: a model's figure is never the mean of
+    the trainings that happened to give one."""
     values = list(values)
     if any(v is None for v in values):
         return {"mean": None, "std": None, "per_training": values}
-    array = np.asarray(values, dtype=np.float64)
-    if not np.all(np.isfinite(array)):
+    if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
         return {"mean": float(np.inf), "std": None, "per_training": values}
-    std = float(array.std(ddof=1)) if len(array) > 1 else None
-    return {"mean": float(array.mean()), "std": std, "per_training": values}
+    usable = usable_spread(values)
+    return {"mean": usable["mean"], "std": usable["std"], "per_training": values}
 
 
 def sample_key(prediction):
@@ -74,23 +90,32 @@ class Evaluation:
     cut_based_points: list = field(default_factory=list)  # (label, eff_S, eff_B, effective background MC events)
 
 
-def evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_background_events):
-    """The numbers of one training; ROC, AUC and efficiencies weighted by the expected yields."""
+def roc_figures(prediction, luminosity_fb, signal_efficiencies, min_background_events):
+    """(yield weights, event index, ROC, {auc, working_points}) of one training's test predictions: what every
+    evaluation of a training starts from (this module's and the mass scan's, study.training_eval). The ROC and AUC
+    are weighted by the expected yields (event_weights); a working point's N_eff counts the truth-tagged copies of
+    one event as one MC event, and is flagged below ``min_background_events``."""
     weights = event_weights(prediction, luminosity_fb)
+    event = event_index(prediction)
+    curve = roc(prediction.is_signal, prediction.score, weights, event)
+    points = {efficiency_key(e): working_point(curve, e, min_background_events) for e in signal_efficiencies}
+    return weights, event, curve, {"auc": auc(prediction.is_signal, prediction.score, weights), "working_points": points}
+
+
+def evaluate_training(prediction, luminosity_fb, signal_efficiencies, min_background_events):
+    """The numbers of one training (roc_figures), with its MC statistics, its best S/sqrt(B) and its processes."""
+    weights, event, curve, figures = roc_figures(prediction, luminosity_fb, signal_efficiencies, min_background_events)
     normalised = prediction.has(*NORMALISATION_BRANCHES)
     is_signal, score = prediction.is_signal, prediction.score
-    event = event_index(prediction)  # truth-tagged copies of one event: one MC event in N_eff
-    curve = roc(is_signal, score, weights, event)
-    points = {efficiency_key(e): working_point(curve, e, min_background_events) for e in signal_efficiencies}
     no_significance = {"significance": None, "threshold": None}
     entry = {
         "file": prediction.path,
         "n_signal": prediction.n_signal,
         "n_background": prediction.n_background,
         "background_mc": mc_statistics(weights[~is_signal], event[~is_signal]),
-        "auc": auc(is_signal, score, weights),
-        "rejection": {key: point["rejection"] for key, point in points.items()},
-        "working_points": points,
+        "auc": figures["auc"],
+        "rejection": {key: point["rejection"] for key, point in figures["working_points"].items()},
+        "working_points": figures["working_points"],
         "significance": best_significance(is_signal, score, weights, min_background_events, event) if normalised
         else no_significance,
         "processes": {entry["name"]: entry for entry in process_table(prediction).values()} if normalised else {},

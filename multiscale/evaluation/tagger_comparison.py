@@ -27,11 +27,11 @@ s^2/J to (1/J + n_test/n_train) s^2.
 noncentral t with J - 1 degrees of freedom and noncentrality delta / sem, sem = s sqrt(1/J + c)
 (c = n_test/n_train, 0 for independent repeats); the power of the two-sided test at ALPHA is
 P(|T| > t_{1-ALPHA/2}) under it (:func:`power_of_t_test`). The sum-of-quantiles shortcut
-(t_{1-ALPHA/2} + t_power) x sem of ``study.compare.detectable_difference`` promises 80% where the
+(t_{1-ALPHA/2} + t_power) x sem promises 80% where the
 noncentral t gives 77% at 3 pairs (73% at 2, 79% at 5). :func:`detectable_ratio` and
 :func:`pairs_needed` invert the exact power; :func:`scale_needed` says how many times the events would reach a
-ratio when more pairs cannot; :func:`power` is the drop-in for
-``study.mass_scan.power`` (same keys, same meaning).
+ratio when more pairs cannot; :func:`power` is the power analysis of the
+mass scan's paired tests (``study.comparisons``).
 """
 
 import numpy as np
@@ -262,8 +262,7 @@ def scale_needed(sd, n_pairs, ratio, test_train_ratio=0.0, alpha=ALPHA, power=PO
 def power(test, test_train_ratio):
     """The power analysis of a log-ratio test (``study.compare.log_ratio``'s result), from the
     noncentral t: the smallest ratio today's pairs detect at 80% power, and the pairs a 10% and a 20%
-    ratio would need (None: beyond what more pairs can give). Same keys and meaning as
-    ``study.mass_scan.power``."""
+    ratio would need (None: beyond what more pairs can give)."""
     n, sd = test["n_pairs"], test.get("sd")
     return {"detectable_ratio": detectable_ratio(sd, n, test_train_ratio),
             "pairs_for_10_percent": pairs_needed(sd, 1.10, test_train_ratio),

@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..cli_common import OneLineParser, fail
-from ..definitions import Preselection
+from ..definitions import preselection_options  # noqa: F401  (the config's cuts as options; re-exported)
 from ..schema import PROCESS_CODES
 from . import hf_filter, manifest, merging, truth_tagging
 from .btagging import TagEfficiencies
@@ -104,17 +104,6 @@ def generate_parser():
     add("--fj-etamax", type=float, default=DEFAULTS["fj_etamax"], help="fat-jet |eta| cut (default: %(default)g)")
     add_tag_efficiency_options(add)
     return parser
-
-
-def preselection_options(changes):
-    """The options of generate_events.py that set the preselection cuts ``changes`` ({field of
-    definitions.Preselection: value}), e.g. {"fj1_ptmin": 250} -> ["--fj1-ptmin", "250"]: a config can name
-    the cuts it changes, the others keep their defaults. ValueError for a name that is no cut."""
-    cuts = [field.name for field in fields(Preselection)]
-    unknown = [name for name in changes if name not in cuts]
-    if unknown:
-        raise ValueError(f"preselection: {unknown[0]!r} is no cut; the cuts are {', '.join(cuts)}")
-    return [word for name, value in changes.items() for word in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def parse_config(argv=None):

@@ -11,11 +11,10 @@ choose on another and train on the rest); without it (ratio 0) this is
 the plain paired t-test. "significant" means p < ``ALPHA``; a study that makes many comparisons
 also corrects the p-values for their number with Holm's method (:func:`holm`).
 
-:func:`detectable_difference` and :func:`pairs_needed` are the power analysis of the same test:
-the smallest true mean difference that J pairs detect with probability ``POWER``, and the pairs a
-given difference needs. With the correction the variance of the mean cannot fall below
-(n_test / n_train) s^2 however many folds are added: beyond that only more events (a smaller s)
-help.
+The power analysis of the same test, from the noncentral t (the smallest ratio J pairs detect with
+probability ``POWER``, the pairs a given ratio needs), is ``evaluation.tagger_comparison.power``. With
+the correction the variance of the mean cannot fall below (n_test / n_train) s^2 however many folds
+are added: beyond that only more events (a smaller s) help.
 """
 
 import numpy as np
@@ -70,26 +69,6 @@ def holm(p_values):
         running = max(running, min(1.0, (len(indexed) - rank) * p))
         adjusted[i] = running
     return adjusted
-
-
-def detectable_difference(sd, n_pairs, test_train_ratio=0.0, alpha=ALPHA, power=POWER):
-    """The smallest true mean difference that ``n_pairs`` pairs of spread ``sd`` detect (two-sided
-    test at ``alpha``) with probability ``power``: (t_{1-alpha/2} + t_power) x the corrected sem."""
-    if sd is None or n_pairs < 2:
-        return None
-    dof = n_pairs - 1
-    return float((stats.t.isf(alpha / 2, dof) + stats.t.ppf(power, dof)) * sd * np.sqrt(1.0 / n_pairs + test_train_ratio))
-
-
-def pairs_needed(sd, difference, test_train_ratio=0.0, alpha=ALPHA, power=POWER, max_pairs=10_000):
-    """The fewest pairs that detect ``difference`` (see detectable_difference); None when even
-    ``max_pairs`` do not (the correction's floor: the events, not the trainings, limit the test)."""
-    if sd is None or not difference:
-        return None
-    for n in range(2, max_pairs + 1):
-        if detectable_difference(sd, n, test_train_ratio, alpha, power) <= abs(difference):
-            return n
-    return None
 
 
 def _usable(value):

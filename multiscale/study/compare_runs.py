@@ -11,8 +11,9 @@ MC statistics), each with its t-test p-value (multiscale.study.compare).
 import argparse
 import json
 
+from ..evaluation.summary import usable_spread
 from .compare import log_ratio, paired_difference
-from .mass_scan import figures, usable_spread
+from .comparisons import figures
 from .report import difference_text
 
 LIMITS = ("limit_fb", "limit_no_mc_stat_fb")

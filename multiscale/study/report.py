@@ -4,9 +4,11 @@ import math
 
 from ..definitions import MODELS
 
-# every table and plot legend of the study: the models in the order of multiscale/definitions.py, then
-# the cut-based references (study/mass_scan.py's CUT_BASED, CUT_BASED_POOLED)
-MODEL_ORDER = (*MODELS, "cut-based", "cut-based pooled")
+# the cut-based references, beside the models in the results (study.cut_folds)
+CUT_BASED = "cut-based"
+CUT_BASED_POOLED = "cut-based pooled"  # the test folds' yields averaged over the folds: one value per mass
+# every table and plot legend of the study: the models in the order of multiscale/definitions.py, then the cuts
+MODEL_ORDER = (*MODELS, CUT_BASED, CUT_BASED_POOLED)
 
 
 def model_rank(name):

@@ -18,7 +18,7 @@ import numpy as np
 from ..cli_common import OneLineParser
 from ..definitions import LUMINOSITY_FB
 from ..evaluation.yields import event_index, mc_statistics, yield_weights
-from .mass_scan import read_events
+from .predictions import read_events
 
 
 def sample_of(path):

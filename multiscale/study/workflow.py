@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..definitions import FEATURES, MODELS, STUDY_MASSES, data_config_file
+from ..definitions import FEATURES, MODELS, STUDY_MASSES, data_config_file, preselection_options
 from ..schema import HF_FILTER_SUFFIX, MAX_TAGS, PROCESS_CODES, SIGNAL_PROCESSES, file_stem
 
 # the truth-tagged copies the networks train on (one per kept event, its b-tag class drawn with its
@@ -40,6 +40,19 @@ def split_of(path, fold, n_folds):
     if copies == TRUTH_DIRS["train"] and held_out or copies == TRUTH_DIRS["test"] and not held_out:
         return None
     return held_out or "train"
+
+
+def default_categories(min_tags):
+    """The tag categories the limits combine unless told: one per tag count, from ``min_tags`` up to MAX_TAGS."""
+    return list(range(min_tags, MAX_TAGS + 1))
+
+
+def check_categories(categories, min_tags):
+    """ValueError unless ``categories`` (lowest tag counts) cut the region of >= ``min_tags`` tags into parts:
+    ascending, the first min_tags, none above MAX_TAGS."""
+    if categories != sorted(set(categories)) or categories[0] != min_tags or categories[-1] > MAX_TAGS:
+        raise ValueError(f"categories: {categories} do not cut the region of >= {min_tags} tags into parts: give "
+                         f"ascending tag counts from min_tags up to {MAX_TAGS}, e.g. {default_categories(min_tags)}")
 
 
 def parse_masses(value):
@@ -94,10 +107,11 @@ class Sample:
         return file_stem(self.process, self.mass, self.seed, chunk, HF_FILTER_SUFFIX.get(self.hf_filter, ""))
 
     def generator_arguments(self, preselection):
-        """tools/generate_events.py's options of the whole run (a job adds --chunks C and --outdir)."""
+        """tools/generate_events.py's options of the whole run (a job adds --chunks C and --outdir); ``preselection``:
+        {cut: value} (config preselection). ValueError for a name that is no cut."""
         mass = ["--mH", f"{self.mass:g}"] if self.process in SIGNAL_PROCESSES else []
         return ["--process", self.process, "--events", str(self.events), "--events-per-file", str(self.events_per_file),
-                "--seed", str(self.seed), *mass, *map(str, preselection), *map(str, self.options)]
+                "--seed", str(self.seed), *mass, *preselection_options(preselection), *map(str, self.options)]
 
 
 class Study:
@@ -113,7 +127,7 @@ class Study:
         self.features = config["features"]
         self.min_tags = int(config["min_tags"])
         # the tag categories the limits combine, by their lowest tag count (null: one per count, min_tags to 4)
-        self.categories = [int(k) for k in (config.get("categories") or range(self.min_tags, MAX_TAGS + 1))]
+        self.categories = [int(k) for k in config.get("categories") or default_categories(self.min_tags)]
         scale = config["scale"]
         signal = config["signal"]
         self.signals = {mass: Sample(f"hh4b_mH{mass:g}", signal["process"], int(signal["events"] * scale),
@@ -141,14 +155,15 @@ class Study:
         if len(set(stems)) != len(stems):
             raise ValueError(f"two background samples would write the same files ({stems}): give each its own seed")
         self._check_repeats()
-        self._check_categories()
+        check_categories(self.categories, self.min_tags)
         self._check_heavy_flavour_halves()
         # the mass of the ROC plot; none when it is not scanned
         self.ref_mass = float(self.config["ref_mass"]) if float(self.config["ref_mass"]) in self.masses else None
 
     def _check_repeats(self):
         """Training r tests on fold r and validates on the next: more trainings than folds would test on folds that
-        do not exist, and fewer than 3 folds leave nothing to train on."""
+        do not exist, and fewer than 3 folds leave nothing to train on (the workflow's schema refuses those first:
+        this says why to the Python API)."""
         if self.folds < 3:
             raise ValueError(f"folds: {self.folds} folds leave no training events (training r tests on fold r and "
                              f"chooses its cuts on fold r + 1): give at least 3")
@@ -159,13 +174,6 @@ class Study:
             if repeats > self.folds:
                 raise ValueError(f"{key}: {repeats} trainings need {repeats} folds (training r tests on fold r), but "
                                  f"folds is {self.folds}: lower {key} to at most {self.folds} or raise folds")
-
-    def _check_categories(self):
-        """The categories cut the analysis region into parts: ascending, from min_tags."""
-        if self.categories != sorted(set(self.categories)) or self.categories[0] != self.min_tags:
-            raise ValueError(f"categories: {self.categories} do not cut the region of >= {self.min_tags} tags into "
-                             f"parts: give ascending tag counts starting at min_tags, e.g. "
-                             f"{list(range(self.min_tags, MAX_TAGS + 1))}, or null")
 
     def _check_heavy_flavour_halves(self):
         """A process comes from its inclusive sample or from both heavy-flavour halves (--hf-filter veto and

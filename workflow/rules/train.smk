@@ -83,12 +83,18 @@ rule train:
         "--data-test {params.test:q} -o seed $(({wildcards.fold} + 1)) {params.recipe} {params.data_config} > {log} 2>&1"
 
 
+def predict(where, model, files, output, log, redirect=">", options=""):
+    """The command predicting the events of the param ``files`` with the training of ``where``/``model`` at fold
+    {wildcards.fold} into ``output`` (weaver's log: ``log``), its own output into {log.stdout} (``redirect``: > or >>);
+    ``options``: more of the driver's. Every argument may be a Snakemake placeholder's name or text."""
+    words = [f"OMP_NUM_THREADS={{threads}} MS_OUTDIR={OUT}/{where} COMMENT=fold{{wildcards.fold}} {ON_GPU}",
+             f"{REPO}/train_multiscale.sh predict {model} {FEATURES} --data-test {{params.{files}:q}}", options,
+             f"--predict-output {{{output}}} --log {{{log}}} {redirect} {{log.stdout}} 2>&1"]
+    return " ".join(word for word in words if word)
+
+
 # the validation fold of every training (Study: (fold + 1) % folds, not trained on), predicted as its test fold is:
 # the evaluation chooses each network's score cut and limit binning there, never on the test fold
-PREDICT = (f"OMP_NUM_THREADS={{threads}} COMMENT=fold{{wildcards.fold}} {ON_GPU} {REPO}/train_multiscale.sh predict "
-           f"{{wildcards.model}} {FEATURES}")
-
-
 rule predict_validation:
     input:
         model=rules.train.output.model,
@@ -110,8 +116,7 @@ rule predict_validation:
     message:
         "predict the validation fold of {wildcards.model} at {wildcards.where}, fold {wildcards.fold}"
     shell:
-        f"MS_OUTDIR={OUT}/{{wildcards.where}} {PREDICT} --data-test {{params.validation:q}} "
-        "--predict-output {output} --log {log.weaver} > {log.stdout} 2>&1"
+        predict("{wildcards.where}", "{wildcards.model}", "validation", "output", "log.weaver")
 
 
 rule predict_param:
@@ -138,9 +143,6 @@ rule predict_param:
     message:
         "predict with cross_param at m_H = {wildcards.mass}, fold {wildcards.fold} (test and validation folds)"
     shell:
-        "OMP_NUM_THREADS={threads} MS_OUTDIR={OUT}/param COMMENT=fold{wildcards.fold} "
-        f"{ON_GPU} {REPO}/train_multiscale.sh predict cross_param {FEATURES} --data-test {{params.test:q}} "
-        "--data-config {input.config} --predict-output {output.test} --log {log.weaver} > {log.stdout} 2>&1 && "
-        "OMP_NUM_THREADS={threads} MS_OUTDIR={OUT}/param COMMENT=fold{wildcards.fold} "
-        f"{ON_GPU} {REPO}/train_multiscale.sh predict cross_param {FEATURES} --data-test {{params.validation:q}} "
-        "--data-config {input.config} --predict-output {output.validation} --log {log.validation} >> {log.stdout} 2>&1"
+        # the test fold, then the validation fold, at this mass hypothesis
+        " && ".join(predict("param", "cross_param", split, f"output.{split}", log, redirect, "--data-config {input.config}")
+                    for split, log, redirect in (("test", "log.weaver", ">"), ("validation", "log.validation", ">>")))
