@@ -6,13 +6,13 @@ from matplotlib.figure import Figure
 
 from ..definitions import MODELS
 from ..evaluation.plotting import STYLE, plot_roc
-from .report import model_rank
+from .report import CUT_BASED, CUT_BASED_POOLED, model_rank
 
 MARKERS = "osv^P*hp<>"
 # one colour and marker per model in every plot, whatever order the results come in: a model of
 # multiscale/definitions.py by its place there, the cut-based references in black and grey
 STYLES = {**{model: (f"C{i}", MARKERS[i % len(MARKERS)]) for i, model in enumerate(MODELS)},
-          "cut-based": ("black", "D"), "cut-based pooled": ("grey", "X")}
+          CUT_BASED: ("black", "D"), CUT_BASED_POOLED: ("grey", "X")}
 
 
 def _per_model(summary, figure):
