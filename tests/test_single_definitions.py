@@ -170,3 +170,14 @@ def test_pinned_names_a_package_it_cannot_pin():
     result = pinned("no-such-package-xyz")
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "no-such-package-xyz" in result.stderr
+
+
+def test_a_cut_scan_below_the_floor_says_how_far_below():
+    """No working point keeps the floor: the note gives the most any keeps, the floor at which one would qualify."""
+    prediction = toy_prediction(400)
+    starved = cutbased.best_selection(prediction, 1.0, 1000.0, min_background_events=1e6)
+    most = starved["most_background_events"]
+    assert starved["selection"] is None and f"the most any keeps: {most:.3g}" in starved["note"]
+    assert 0 < most <= prediction.n_background
+    assert cutbased.best_selection(prediction, 1.0, 1000.0, min_background_events=most)["selection"] is not None
+    assert cutbased.best_selection(prediction, 1.0, 1000.0, min_background_events=most * 1.001)["selection"] is None

@@ -254,8 +254,11 @@ def best_selection(prediction, luminosity_fb, mH, grid=OptimisationGrid(), min_b
     result = {"mH": float(mH), "working_points": grid.size(), "qualifying": int(qualifies.sum()),
               "min_background_events": min_background_events}
     if not qualifies.any():
-        return {**result, "selection": None,
-                "note": f"no working point keeps >= {min_background_events} effective background MC events"}
+        # how far from the floor: the most any working point keeps says how many more events would do
+        most = float(np.max(np.where(sums["B"] > 0, n_eff, 0.0)))
+        return {**result, "selection": None, "most_background_events": most,
+                "note": f"no working point keeps >= {min_background_events} effective background MC events "
+                        f"(the most any keeps: {most:.3g})"}
     z = np.where(qualifies, sums["S"] / np.sqrt(np.where(qualifies, sums["B"], 1.0)), -np.inf)
     a, b, k, lo, hi = np.unravel_index(int(np.argmax(z)), z.shape)
     selection = CutBasedSelection(
