@@ -28,6 +28,11 @@ def file_stem(process, mH, seed, chunk, sample=""):
     return f"{process}{mass}{sample}_{seed}_{chunk}"
 
 
+def run_stem(stem):
+    """The run of a chunk's :func:`file_stem`: the stem without its ``_<chunk>`` (``qcd_hf_13_4`` -> ``qcd_hf_13``)."""
+    return stem.rsplit("_", 1)[0]
+
+
 EVENT_BRANCHES = ("event_id", "gen_seed", "process", "phase_space", "label", "weight", "xsec_fb", "acceptance", "mH",
                   "is_signal", "is_background", "met", "met_phi", "ht", "btag_weight_up", "btag_weight_down")
 

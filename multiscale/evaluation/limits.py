@@ -275,7 +275,7 @@ def histograms_on_binning(prediction, luminosity_fb, edges, min_background_event
 
 
 def btag_variations(prediction):
-    """{btag_up, btag_down: per-event weight factors} when the file carries them (generator >= issue 25)."""
+    """{btag_up, btag_down: per-event weight factors} when the file carries them (written by the generator's b-tag weight variations)."""
     arrays = prediction.arrays
     if "btag_weight_up" not in arrays or "btag_weight_down" not in arrays:
         return {}

@@ -20,7 +20,7 @@ import sys
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
-from ..schema import TREE_NAME
+from ..schema import TREE_NAME, run_stem
 from .pythia_setup import GenerationError
 from .writer import file_sha256, write_json
 
@@ -37,7 +37,7 @@ class ManifestError(GenerationError):
 
 def run_name(config):
     """``<process>[_mH<mH>]_<seed>``: the file stem of chunk c without its ``_<c>``."""
-    return config.file_stem(0).rsplit("_", 1)[0]
+    return run_stem(config.file_stem(0))
 
 
 def manifest_path(config):

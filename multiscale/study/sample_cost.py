@@ -13,17 +13,16 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..cli_common import OneLineParser
 from ..definitions import LUMINOSITY_FB
 from ..evaluation.yields import event_index, mc_statistics, yield_weights
+from ..schema import run_stem
 from .predictions import read_events
 
 
 def sample_of(path):
     """The generator run of a chunk file: ``qcd_hf_13_4.root`` -> ``qcd_hf_13``."""
-    return Path(path).stem.rsplit("_", 1)[0]
+    return run_stem(Path(path).stem)
 
 
 def sidecar_of(path, generated=None):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..definitions import FEATURES, MODELS, STUDY_MASSES, data_config_file, preselection_options
-from ..schema import HF_FILTER_SUFFIX, MAX_TAGS, PROCESS_CODES, SIGNAL_PROCESSES, file_stem
+from ..schema import HF_FILTER_SUFFIX, MAX_TAGS, PROCESS_CODES, SIGNAL_PROCESSES, file_stem, run_stem
 
 # the truth-tagged copies the networks train on (one per kept event, its b-tag class drawn with its
 # probability) and those they are tested on (one per tag class), signal and background alike, inside the
@@ -200,7 +200,7 @@ class Study:
 
     def sample_of_stem(self):
         """{file stem without the chunk: sample}, for the generate rule's wildcard."""
-        return {sample.stem(0).rsplit("_", 1)[0]: sample for sample in self.samples()}
+        return {run_stem(sample.stem(0)): sample for sample in self.samples()}
 
     def generated(self, sample):
         return [self.data / "generated" / f"{sample.stem(chunk)}.root" for chunk in range(self.chunks)]
