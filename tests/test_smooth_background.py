@@ -104,6 +104,18 @@ def test_fit_recovers_the_shape_it_was_drawn_from():
     assert abs(fit_pulls.mean()) < 0.1 and 0.8 < fit_pulls.std() < 1.2
 
 
+def test_fit_converges_with_a_long_empty_tail():
+    """A cut that keeps nothing above ~1.4 TeV, fitted across a range reaching 12.6 TeV (the range is set before
+    the cut): the function falls so steeply that it underflows to 0 in the empty bins, which must not end the
+    fit with NaNs."""
+    rng = np.random.default_rng(7)
+    mass, weight = draw_background(rng, 2_000)
+    kept = mass < 1400.0
+    fit = fit_background_mass(mass[kept], weight[kept], (550.0, 12_600.0))
+    assert fit.yields(np.array([550.0, 1400.0]))[0] == pytest.approx(weight[kept & (mass >= 550.0)].sum(), rel=0.1)
+    assert np.all(np.isfinite(fit.covariance))
+
+
 def test_fit_limit_is_stabler_than_per_bin_templates():
     """Repeat-to-repeat spread of ln(mu_up) over toy samples at m_H = 1.5 TeV, the window [0.8, 1.1] m_H as
     one bin: the background from the dijet fit against the MC template of the same bin (its yield with

@@ -199,8 +199,11 @@ def fit_dijet(edges_gev, observed, sumw2, n_parameters=4):
         value, gradient, hessian = _bin_integrals(edges_gev, theta)
         safe = np.where(filled, observed, 1.0)
         per_bin = np.where(filled, observed * h((value - observed) / safe), value)
-        residual = inverse_scale * (1.0 - np.where(filled, observed, 0.0) / value)
-        curvature = inverse_scale * np.where(filled, observed, 0.0) / value**2
+        # n / f only where n > 0: an empty bin far in the tail may have f underflow to 0 (no 0 / 0 there)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(filled, observed / value, 0.0)
+            curvature = inverse_scale * np.where(filled, ratio / value, 0.0)
+        residual = inverse_scale * (1.0 - ratio)
         return (float(inverse_scale @ per_bin), residual @ gradient,
                 np.einsum("k,kpq->pq", residual, hessian) + np.einsum("k,kp,kq->pq", curvature, gradient, gradient))
 
@@ -218,12 +221,18 @@ def fit_dijet(edges_gev, observed, sumw2, n_parameters=4):
     if not (np.isfinite(edm) and abs(edm) < _EDM_TOLERANCE):
         raise FitError(f"the dijet fit did not converge (estimated distance to the minimum {edm:.2g})")
     expected, gradient = _bin_integrals(edges_gev, theta)[:2]
-    fisher = np.einsum("k,kp,kq->pq", inverse_scale / expected, gradient, gradient)
+    # sum_k (df_k/dtheta)(df_k/dtheta)^T / (s_k f_k) as f_k r_k r_k^T / s_k, r_k = (df_k/dtheta) / f_k (a mean of
+    # the basis over the bin: finite even where f_k underflows, in a long empty tail)
+    relative = np.divide(gradient, expected[:, None], out=np.zeros_like(gradient), where=expected[:, None] > 0)
+    fisher = np.einsum("k,kp,kq->pq", inverse_scale * expected, relative, relative)
     n_dof = int(len(observed) - n_parameters)
     # weights heavier-tailed than the variance model: widen the covariance by deviance / n_dof when above 1
     # (the PDG's scale factor), which the toys with log-normal weights of spread 1 need (deviance/n_dof ~ 1.3)
     inflation = max(1.0, 2.0 * value / n_dof) if n_dof > 0 else 1.0
-    return DijetFit(theta, inflation * np.linalg.inv(fisher), edges_gev, observed, sumw2, scale, 2.0 * value, n_dof)
+    covariance = inflation * np.linalg.inv(fisher)
+    if not np.all(np.isfinite(covariance)):
+        raise FitError("the dijet fit's covariance is not finite")
+    return DijetFit(theta, covariance, edges_gev, observed, sumw2, scale, 2.0 * value, n_dof)
 
 
 def histogram(mass, yields, edges, event=None):

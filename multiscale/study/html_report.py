@@ -22,11 +22,16 @@ PLOT_TITLES = {
                           "(b-tagging, background normalisation)",
     "limit_vs_mass_smooth": "Expected limit against m_H, the background from a dijet-function fit of m_JJ after the "
                             "cut chosen on the validation fold",
+    "limit_vs_mass_smooth_decorrelated": "Expected limit against m_H, the background from a dijet-function fit of "
+                                         "m_JJ after the mass-decorrelated cut (same background efficiency in every "
+                                         "m_JJ bin of the validation fold)",
     "significance_vs_mass": "S/√B against m_H, the score cut chosen on the validation fold",
 }
 # the rest of the name is a parameter
 PLOT_PREFIXES = {"roc_mH": "ROC curves at m_H = {} GeV",
-                 "sculpting_": "The background's m_JJ before and after the cut, first repeat ({})"}
+                 "sculpting_": "The background's m_JJ before and after the cut, first repeat ({})",
+                 "decorrelated_sculpting_": "The background's m_JJ before and after the mass-decorrelated cut, "
+                                            "first repeat ({})"}
 STYLE = """body { font-family: sans-serif; max-width: 1200px; margin: auto; padding: 1em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 90%; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }

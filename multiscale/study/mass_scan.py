@@ -234,6 +234,8 @@ def main(argv=None):
                         "with MC stat. and systematic uncertainties (b-tagging, background normalisation)")
     plots.limit_vs_mass(summary, out / "img" / "limit_vs_mass_smooth.png", "limit_smooth_fb",
                         "background from a dijet-function fit of m_JJ after the cut chosen on validation")
+    plots.limit_vs_mass(summary, out / "img" / "limit_vs_mass_smooth_decorrelated.png", "limit_smooth_decorrelated_fb",
+                        "background from a dijet-function fit of m_JJ after the mass-decorrelated cut")
     plots.significance_vs_mass(summary, out / "img" / "significance_vs_mass.png")
     if curves:
         reference = results.get(CUT_BASED, {}).get(args.ref_mass, {})

@@ -7,7 +7,7 @@ the smooth fit and the categories.
 
 import numpy as np
 
-from ..evaluation import smooth_background
+from ..evaluation import decorrelation, smooth_background
 from ..evaluation.limits import limit_from_histograms, score_histograms, signal_cross_section, systematics_of
 from ..evaluation.metrics import MIN_BACKGROUND_EVENTS, SIGNAL_EFFICIENCIES, validated_significance, working_point
 from ..evaluation.summary import roc_figures
@@ -44,6 +44,8 @@ def evaluate_training(prediction, validation, luminosity_fb, n_bins, min_events=
     if mass is not None:
         entry.update(smooth_fit(prediction, luminosity_fb, mass, threshold=significance["threshold"],
                                 plot=sculpting_plot))
+        entry.update(decorrelated_smooth_fit(prediction, validation, luminosity_fb, mass, significance["threshold"],
+                                             plot=None if sculpting_plot is None else decorrelated_plot(sculpting_plot)))
     if cut_efficiency is not None:
         point = working_point(curve, cut_efficiency, min_events)
         background = float(yields[~prediction.is_signal].sum())
@@ -95,6 +97,26 @@ def smooth_fit(test, luminosity_fb, mass, threshold=None, passed=None, plot=None
     keep = ("mu_up", "xsec_up_fb", "xsec_band_fb", "signal_xsec_fb", "note", "threshold", "background_model", "fit")
     return {"limit_smooth": {key: limit.get(key) for key in keep},
             "sculpting": {key: check[key] for key in ("chi2", "n_dof", "p_value", "after_effective_events")}}
+
+
+def decorrelated_plot(sculpting_plot):
+    """The sculpting plot of the mass-decorrelated cut beside the plain cut's: decorrelated_<its name>."""
+    return sculpting_plot.with_name(f"decorrelated_{sculpting_plot.name}")
+
+
+def decorrelated_smooth_fit(test, validation, luminosity_fb, mass, threshold, plot=None):
+    """{limit_smooth_decorrelated, sculpting_decorrelated, decorrelated_cut}: :func:`smooth_fit` after the
+    mass-decorrelated cut (evaluation.decorrelation) with the background efficiency of ``score >= threshold``,
+    both set on ``validation``, applied to ``test``. No threshold: no limit, with smooth_fit's note."""
+    if threshold is None:
+        plain = smooth_fit(test, luminosity_fb, mass)
+        return {"limit_smooth_decorrelated": plain["limit_smooth"], "sculpting_decorrelated": None,
+                "decorrelated_cut": None}
+    cut = decorrelation.decorrelated_cut_for(validation, luminosity_fb, threshold)
+    fitted = smooth_fit(test, luminosity_fb, mass, passed=decorrelation.passing(test, cut), plot=plot,
+                        title="mass-decorrelated cut")
+    return {"limit_smooth_decorrelated": fitted["limit_smooth"], "sculpting_decorrelated": fitted["sculpting"],
+            "decorrelated_cut": cut.summary()}
 
 
 # --- tag categories --------------------------------------------------------------------------------------------
