@@ -83,6 +83,7 @@ def test_filter_modes_veto_opposite_events():
     for hook in (require, veto):
         assert (hook.counts.n_tried, hook.counts.n_passed) == (2, 1)
         assert (hook.counts.weight_tried, hook.counts.weight_passed) == (4.0, 2.0)
+        assert (hook.summary()["weight2_tried"], hook.summary()["weight2_passed"]) == (8.0, 4.0)
     assert require.summary()["kept_fraction_weighted"] == 0.5 == veto.summary()["kept_fraction_weighted"]
     with pytest.raises(ValueError, match="mode"):
         HeavyFlavourFilter("sometimes")

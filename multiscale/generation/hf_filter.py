@@ -51,6 +51,8 @@ class FilterCounts:
     n_passed: int = 0
     weight_tried: float = 0.0
     weight_passed: float = 0.0
+    weight2_tried: float = 0.0  # sums of squared weights: the error of the weighted fraction (study/filter_efficiency.py)
+    weight2_passed: float = 0.0
 
 
 class HeavyFlavourFilter(pythia8mc.UserHooks):
@@ -76,9 +78,11 @@ class HeavyFlavourFilter(pythia8mc.UserHooks):
         passed = has_heavy_flavour(event, self.jets)
         self.counts.n_tried += 1
         self.counts.weight_tried += weight
+        self.counts.weight2_tried += weight**2
         if passed:
             self.counts.n_passed += 1
             self.counts.weight_passed += weight
+            self.counts.weight2_passed += weight**2
         return not passed if self.mode == "require" else passed
 
     def summary(self):
@@ -93,6 +97,8 @@ class HeavyFlavourFilter(pythia8mc.UserHooks):
             "n_passed": c.n_passed,
             "weight_tried": c.weight_tried,
             "weight_passed": c.weight_passed,
+            "weight2_tried": c.weight2_tried,
+            "weight2_passed": c.weight2_passed,
             "kept_fraction_weighted": kept_fraction,
             "xsec_note": "xsec_fb is Pythia's sigmaGen of this sample: the inclusive cross section times "
                          "kept_fraction_weighted (Pythia counts a vetoed event as not accepted)",
