@@ -310,12 +310,15 @@ def test_results_hold_the_smooth_fit_after_the_mass_decorrelated_cut(toy_study):
             # the plain cut's background efficiency on the validation fold, kept in every m_JJ bin
             assert 0 < cut["background_efficiency"] < 1 and len(cut["thresholds"]) >= 1
             assert entry["limit_smooth_decorrelated"]["xsec_up_fb"] > 0
+            pass_fraction = entry["limit_pass_fraction"]
+            assert pass_fraction["xsec_up_fb"] > 0 and "times the fraction passing it" in pass_fraction["background_model"]
+            assert 0 < pass_fraction["pass_fraction"]["value"] < 1
             assert 0 <= entry["sculpting_decorrelated"]["p_value"] <= 1
         assert results["summary"][model]["1000"]["limit_smooth_decorrelated_fb"]["n"] == 2
         assert (out / "img" / f"decorrelated_sculpting_{model}_mH1000.png").stat().st_size > 0
     assert "decorrelated_cut" not in results["per_training"]["cut-based"]["1000"]["0"]  # a score cut only
     assert (out / "img" / "limit_vs_mass_smooth_decorrelated.png").stat().st_size > 0
-    assert "| decorrelated: limit [fb] |" in (out / "results.md").read_text()
+    assert "| pass fraction: limit [fb] | spread |" in (out / "results.md").read_text()
 
 
 def test_results_hold_the_taggers_compared_at_fixed_signal_efficiency(toy_study):

@@ -267,7 +267,7 @@ def fit_background_mass(mass, yields, fit_range, n_fit_bins=DEFAULT_FIT_BINS, n_
 
 def smooth_background_limit(prediction, luminosity_fb, mH, threshold=None, window=DEFAULT_WINDOW, n_bins=1,
                             fit_range=None, n_fit_bins=DEFAULT_FIT_BINS, n_parameters=4, cl=DEFAULT_CL,
-                            systematics=(), passed=None):
+                            systematics=(), passed=None, shape_before_cut=False):
     """Expected limit with the background of the events passing ``score >= threshold`` (None: all) taken
     from the dijet fit of their m_JJ (module docstring).
 
@@ -289,6 +289,13 @@ def smooth_background_limit(prediction, luminosity_fb, mH, threshold=None, windo
     the limit is then much stronger (47x with 5 bins in test_fit_limit_is_stabler_than_per_bin_templates) but rests on
     the function following the true shape to that precision, which only a spurious-signal study on a
     far larger sample could show.
+
+    ``shape_before_cut``: the background after the cut is the fit of the background *before* it times the
+    fraction eps of it (in the fit range) that passes: the pass-fraction method of the searches with a
+    mass-decorrelated tagger, valid for a cut that keeps the same fraction at every m_JJ
+    (evaluation/decorrelation.py; the sculpting check tests it). The shape then rests on every background event
+    and only eps on those that pass; eps's MC uncertainty, 1 / sqrt(their N_eff), is one more nuisance
+    parameter (``pass_fraction``; conservative: it leaves out the correlation with the events before the cut).
     """
     mass, yields = dijet_mass(prediction.arrays), yield_weights(prediction, luminosity_fb)
     event = event_index(prediction)
@@ -305,20 +312,32 @@ def smooth_background_limit(prediction, luminosity_fb, mH, threshold=None, windo
                                         event[passed & background])
     extra = {"threshold": threshold, "background_model": f"dijet function, {n_parameters} parameters, fitted in "
              f"{fit_range[0]:.0f}-{fit_range[1]:.0f} GeV", "fit": None}
+    fitted = background if shape_before_cut else passed & background
     try:
-        fit = fit_background_mass(mass[passed & background], yields[passed & background], fit_range, n_fit_bins,
-                                  n_parameters, event[passed & background])
+        fit = fit_background_mass(mass[fitted], yields[fitted], fit_range, n_fit_bins, n_parameters, event[fitted])
     except FitError as err:
         return {**extra, "mu_up": None, "band": None, "xsec_up_fb": None, "xsec_band_fb": None,
                 "note": f"no limit: {err}"}
-    histograms = {"edges": edges.tolist(), "signal": signal, "background": fit.yields(edges),
+    scale, scale_systematics = 1.0, []
+    if shape_before_cut:
+        in_range = background & (mass >= fit_range[0]) & (mass < fit_range[1])
+        kept = mc_statistics(yields[in_range & passed], event[in_range & passed])
+        if kept["effective_events"] <= 0:
+            return {**extra, "mu_up": None, "band": None, "xsec_up_fb": None, "xsec_band_fb": None,
+                    "note": "no limit: no background passes the cut in the fit range"}
+        scale = kept["yield"] / yields[in_range].sum()
+        scale_systematics = [Systematic("pass_fraction", np.ones(n_bins),
+                                        np.full(n_bins, np.exp(1 / np.sqrt(kept["effective_events"]))))]
+        extra["background_model"] += f", before the cut, times the fraction passing it ({scale:.3g})"
+        extra["pass_fraction"] = {"value": float(scale), "effective_events": float(kept["effective_events"])}
+    histograms = {"edges": edges.tolist(), "signal": signal, "background": scale * fit.yields(edges),
                   "background_sumw2": np.zeros(n_bins), "mc_background": mc_background,
                   "mc_background_sumw2": mc_sumw2,
                   "background_effective_events": effective_events(mc_background, mc_sumw2),
                   "min_effective_events": MIN_BACKGROUND_EVENTS, "low_statistics": False}
     fit_systematics = fit.systematics(edges)
     limit = limit_from_histograms(histograms, signal_cross_section(prediction), cl, mc_stat=False,
-                                  systematics=[*fit_systematics, *systematics])
+                                  systematics=[*fit_systematics, *scale_systematics, *systematics])
     result = {**limit, **extra, "fit": fit.summary()}
     if edges[0] < fit_range[0] or edges[-1] > fit_range[1]:
         outside = (f"the m_JJ window {edges[0]:.0f}-{edges[-1]:.0f} GeV leaves the fit range "

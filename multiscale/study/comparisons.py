@@ -16,7 +16,8 @@ from .compare import ALPHA, holm, log_ratio, paired_difference
 from .report import CUT_BASED, CUT_BASED_POOLED
 from .predictions import PARAMETERISED
 
-LIMIT_FIGURES = ("limit_fb", "limit_no_mc_stat_fb", "limit_syst_fb", "limit_smooth_fb", "limit_smooth_decorrelated_fb")
+LIMIT_FIGURES = ("limit_fb", "limit_no_mc_stat_fb", "limit_syst_fb", "limit_smooth_fb", "limit_smooth_decorrelated_fb",
+                 "limit_pass_fraction_fb")
 # the claims of the paper, tested on rejection at fixed signal efficiency: fusion by cross-attention vs concatenation,
 # and each fusion vs each scale alone
 TAGGER_PAIRS = (("cross", "concat"), ("cross", "kin"), ("cross", "jets"), ("concat", "kin"), ("concat", "jets"))
@@ -43,6 +44,7 @@ def figures(entry):
         # after the mass-decorrelated cut (networks only: evaluation.decorrelation)
         "limit_smooth_decorrelated_fb": (entry.get("limit_smooth_decorrelated") or {}).get("xsec_up_fb"),
         "sculpting_decorrelated_p_value": (entry.get("sculpting_decorrelated") or {}).get("p_value"),
+        "limit_pass_fraction_fb": (entry.get("limit_pass_fraction") or {}).get("xsec_up_fb"),
         # the test-sample uncertainty of the rejection (event bootstrap, sd of its log)
         **{f"rejection_sd_log_{key}": spread.get("sd_log") for key, spread in (entry.get("rejection_bootstrap") or {}).items()},
         "top_bin_effective_events": entry.get("top_bin_effective_events"),

@@ -110,32 +110,39 @@ def _log_std(spread):
 
 def smooth_table(summary, masses):
     """Per model and mass: the repeat-to-repeat spread (sd of ln) of the template and smooth-fit limits, and the
-    sculpting check of the cut (mean p-value over the repeats); for the networks the same after the
-    mass-decorrelated cut."""
+    sculpting check of the cut (mean p-value over the repeats); then, for the networks, the same after the
+    mass-decorrelated cut and with the pass-fraction background."""
     lines = ["## Limits from a smooth background", "",
              "The background of the limit from a dijet-function fit of m_JJ after the cut (the networks: the score cut "
              "chosen on the validation fold; the cuts: their selection without its m_JJ window), one bin of m_JJ "
              "across 0.8-1.1 m_H, the fit's covariance as nuisance parameters. Spread: the standard deviation of "
              "ln(limit) over the repeats (trainings), template limit (with MC stat.) against smooth fit. Sculpting: "
              "the chi2 test that the cut keeps the same fraction of the background in every m_JJ bin, mean p over the "
-             "repeats (small: the cut sculpts the mass); plots img/sculpting_*.png. Decorrelated: the networks' score "
-             "cut with a threshold that depends on m_JJ, set on the validation fold so that every m_JJ bin keeps the "
-             "plain cut's background efficiency (evaluation/decorrelation.py); plots img/decorrelated_sculpting_*.png.",
-             "",
-             "| model @ m_H | smooth-fit limit [fb] | spread of ln(limit): template | smooth fit | sculpting p (mean) "
-             "| decorrelated: limit [fb] | spread | sculpting p (mean) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "repeats (small: the cut sculpts the mass); plots img/sculpting_*.png.", "",
+             "| model @ m_H | smooth-fit limit [fb] | spread of ln(limit): template | smooth fit | sculpting p (mean) |",
+             "|---|---|---|---|---|"]
+    decorrelated = ["", "After the mass-decorrelated cut (the networks' score cut with a threshold that depends on m_JJ, "
+                    "set on the validation fold so that every m_JJ bin keeps the plain cut's background efficiency: "
+                    "evaluation/decorrelation.py; plots img/decorrelated_sculpting_*.png): the fit of the events after "
+                    "it, and the pass fraction (the fit of the background before the cut times the fraction that "
+                    "passes it).", "",
+                    "| model @ m_H | spread: template | fit after the cut: limit [fb] | spread | sculpting p (mean) "
+                    "| pass fraction: limit [fb] | spread |",
+                    "|---|---|---|---|---|---|---|"]
     for model, by_mass in _ordered(summary["summary"]):
         for mass in masses:
             s = by_mass.get(mass)
             if not s or "limit_smooth_fb" not in s:
                 continue
-            decorrelated = (f"{_value(s.get('limit_smooth_decorrelated_fb'), '.3g')} "
-                            f"| {_log_std(s.get('limit_smooth_decorrelated_fb'))} "
-                            f"| {_value(s.get('sculpting_decorrelated_p_value'), '.2g')}")
             lines.append(f"| {model} @ {mass} | {_value(s.get('limit_smooth_fb'), '.3g')} | {_log_std(s.get('limit_fb'))} "
-                         f"| {_log_std(s.get('limit_smooth_fb'))} | {_value(s.get('sculpting_p_value'), '.2g')} "
-                         f"| {decorrelated} |")
+                         f"| {_log_std(s.get('limit_smooth_fb'))} | {_value(s.get('sculpting_p_value'), '.2g')} |")
+            if s.get("limit_smooth_decorrelated_fb"):
+                decorrelated.append(
+                    f"| {model} @ {mass} | {_log_std(s.get('limit_fb'))} "
+                    f"| {_value(s.get('limit_smooth_decorrelated_fb'), '.3g')} | {_log_std(s.get('limit_smooth_decorrelated_fb'))} "
+                    f"| {_value(s.get('sculpting_decorrelated_p_value'), '.2g')} "
+                    f"| {_value(s.get('limit_pass_fraction_fb'), '.3g')} | {_log_std(s.get('limit_pass_fraction_fb'))} |")
+    lines += decorrelated
     notes = sorted({(model, mass, entry["limit_smooth"]["note"]) for model, by_mass in summary.get("per_training", {}).items()
                     for mass, by_fold in by_mass.items() for entry in by_fold.values()
                     if (entry.get("limit_smooth") or {}).get("note")})

@@ -79,6 +79,10 @@ def _limit_summary(limit):
 
 # --- the smooth background -------------------------------------------------------------------------------------
 
+# what results.json keeps of a smooth-fit limit
+SMOOTH_LIMIT_KEYS = ("mu_up", "xsec_up_fb", "xsec_band_fb", "signal_xsec_fb", "note", "threshold", "background_model",
+                     "fit")
+
 
 def smooth_fit(test, luminosity_fb, mass, threshold=None, passed=None, plot=None, title=""):
     """{limit_smooth, sculpting}: the expected limit with the background of the events passing ``score >=
@@ -94,8 +98,7 @@ def smooth_fit(test, luminosity_fb, mass, threshold=None, passed=None, plot=None
     check = smooth_background.prediction_sculpting_check(test, luminosity_fb, threshold, passed=passed)
     if plot is not None:
         smooth_background.plot_sculpting(check, plot, title)
-    keep = ("mu_up", "xsec_up_fb", "xsec_band_fb", "signal_xsec_fb", "note", "threshold", "background_model", "fit")
-    return {"limit_smooth": {key: limit.get(key) for key in keep},
+    return {"limit_smooth": {key: limit.get(key) for key in SMOOTH_LIMIT_KEYS},
             "sculpting": {key: check[key] for key in ("chi2", "n_dof", "p_value", "after_effective_events")}}
 
 
@@ -105,17 +108,22 @@ def decorrelated_plot(sculpting_plot):
 
 
 def decorrelated_smooth_fit(test, validation, luminosity_fb, mass, threshold, plot=None):
-    """{limit_smooth_decorrelated, sculpting_decorrelated, decorrelated_cut}: :func:`smooth_fit` after the
-    mass-decorrelated cut (evaluation.decorrelation) with the background efficiency of ``score >= threshold``,
-    both set on ``validation``, applied to ``test``. No threshold: no limit, with smooth_fit's note."""
+    """{limit_smooth_decorrelated, limit_pass_fraction, sculpting_decorrelated, decorrelated_cut}: after the
+    mass-decorrelated cut (evaluation.decorrelation) with the background efficiency of ``score >= threshold``, both
+    set on ``validation`` and applied to ``test``: :func:`smooth_fit` (the fit of the events after the cut), and the
+    limit with the fit of the background before the cut times the fraction passing it (the pass-fraction method,
+    smooth_background_limit's ``shape_before_cut``). No threshold: no limits, with smooth_fit's note."""
     if threshold is None:
-        plain = smooth_fit(test, luminosity_fb, mass)
-        return {"limit_smooth_decorrelated": plain["limit_smooth"], "sculpting_decorrelated": None,
+        none = smooth_fit(test, luminosity_fb, mass)["limit_smooth"]
+        return {"limit_smooth_decorrelated": none, "limit_pass_fraction": none, "sculpting_decorrelated": None,
                 "decorrelated_cut": None}
     cut = decorrelation.decorrelated_cut_for(validation, luminosity_fb, threshold)
-    fitted = smooth_fit(test, luminosity_fb, mass, passed=decorrelation.passing(test, cut), plot=plot,
-                        title="mass-decorrelated cut")
+    passed = decorrelation.passing(test, cut)
+    fitted = smooth_fit(test, luminosity_fb, mass, passed=passed, plot=plot, title="mass-decorrelated cut")
+    pass_fraction = smooth_background.smooth_background_limit(test, luminosity_fb, mass, passed=passed,
+                                                              shape_before_cut=True)
     return {"limit_smooth_decorrelated": fitted["limit_smooth"], "sculpting_decorrelated": fitted["sculpting"],
+            "limit_pass_fraction": {key: pass_fraction.get(key) for key in (*SMOOTH_LIMIT_KEYS, "pass_fraction")},
             "decorrelated_cut": cut.summary()}
 
 
