@@ -7,13 +7,24 @@
     ttbar_1_0.root                                150 accepted ttbar events
 
 each with its ``.json`` sidecar. About 20 s on 2 cores.
+
+Under pytest-xdist (``tests/run.sh`` runs two workers) the session samples are built once for all workers
+(``built_once``), and each worker runs torch and OpenMP on one thread: two workers with a thread per core each
+would oversubscribe the cores.
 """
 
+import fcntl
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... in a pytest-xdist worker, else None
+if XDIST_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: torch reads it then
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "tools" / "generate_events.py"
@@ -23,16 +34,50 @@ GENERATED_EVENTS = {"hh4b": (300, 150), "qcd": (300, 150), "ttbar": (150, 150)}
 GENERATED_SEED = 1
 
 
+def pytest_collection_modifyitems(items):
+    """An integration test runs the real chain, so it is slow too: ``-m "not slow"`` leaves it out unmarked.
+    The files that hold integration tests (the longest) come first, so that under ``--dist loadfile
+    --no-loadscope-reorder`` (tests/run.sh) no worker starts one of them while the other has run out of work."""
+    for item in items:
+        if item.get_closest_marker("integration") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+    long_files = {item.path for item in items if item.get_closest_marker("integration")}
+    items.sort(key=lambda item: item.path not in long_files)  # stable: the collection order otherwise
+
+
 @pytest.fixture(scope="session")
 def generated_samples():
     """What ``generated_dir`` holds: {"events": {process: (events, events_per_file)}, "seed": seed}."""
     return {"events": dict(GENERATED_EVENTS), "seed": GENERATED_SEED}
 
 
+def built_once(tmp_path_factory, name, build):
+    """A folder that ``build(folder)`` fills, made once per test run. Under pytest-xdist the first worker to get
+    here builds it in the run's common temporary folder while holding a lock, and the others wait and reuse it
+    (the pattern of pytest-xdist's docs); a build that failed is retried by the next worker from scratch."""
+    if not XDIST_WORKER:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N, above each worker's popen-gwK
+    folder, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def generated_dir(tmp_path_factory):
     """Directory holding the small hh4b / qcd / ttbar samples described in the module docstring."""
-    outdir = tmp_path_factory.mktemp("generated")
+    return built_once(tmp_path_factory, "generated", generate_test_samples)
+
+
+def generate_test_samples(outdir):
     # the three processes run side by side (2 chunks each for hh4b and qcd, in 2 jobs)
     runs = [
         subprocess.Popen(
@@ -47,7 +92,6 @@ def generated_dir(tmp_path_factory):
         _, stderr = run.communicate()
         if run.returncode != 0:
             raise RuntimeError(f"event generation for the test samples failed:\n{stderr}")
-    return outdir
 
 
 # --- merged multi-jet samples (tests/test_merging.py, tests/test_signed_weights.py) ---------------------------
@@ -87,7 +131,11 @@ MERGED_RUNS = {
 @pytest.fixture(scope="session")
 def merged_runs(tmp_path_factory):
     """run name -> output directory of MERGED_RUNS (the first MERGED_INPUT_EVENTS events of each file)."""
-    base = tmp_path_factory.mktemp("merged")
+    base = built_once(tmp_path_factory, "merged", generate_merged_runs)
+    return {name: base / name for name in MERGED_RUNS}
+
+
+def generate_merged_runs(base):
     mlm = mlm_sample(base / "madgraph-2.2.1-Z-mlm.lhe.gz")
     processes = {}
     for name, (source, options) in MERGED_RUNS.items():
@@ -100,4 +148,3 @@ def merged_runs(tmp_path_factory):
         _, stderr = process.communicate()
         if process.returncode != 0:
             raise RuntimeError(f"generating the {name} sample failed:\n{stderr}")
-    return {name: base / name for name in MERGED_RUNS}

@@ -15,6 +15,7 @@ from benchmarks.weaver_loop import parse_weaver_log, weaver_throughput
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_finite_figures(tmp_path):
     out = tmp_path / "bench.json"
     subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--configs", "matched", "cross3",

@@ -8,6 +8,7 @@ import sys
 import awkward as ak
 import numpy as np
 import pythia8mc
+import pytest
 import uproot
 
 from multiscale.generation.pythia_setup import COMMON_SETTINGS, process_settings
@@ -42,6 +43,7 @@ def test_weighted_biased_spectrum_agrees_with_the_unbiased_one():
         assert above.sum() > 2 * (pt > cut).sum()
 
 
+@pytest.mark.slow
 def test_biased_file_weights_sum_to_cross_section_times_acceptance(tmp_path):
     subprocess.run(
         [sys.executable, str(GENERATOR), "--process", "qcd", "--events", "30", "--seed", "4", "--outdir", str(tmp_path),

@@ -64,6 +64,7 @@ def data(tmp_path):
     return tmp_path / "data"
 
 
+@pytest.mark.slow
 def test_every_file_of_the_data_directory_is_trained_on_and_named(tmp_path, data):
     """A fourth background (wjets) beside hh4b, qcd and ttbar is trained on, not left out for its name."""
     result = driver(tmp_path, "--num-epochs", "1")
@@ -73,6 +74,7 @@ def test_every_file_of_the_data_directory_is_trained_on_and_named(tmp_path, data
     assert f"train files: every file of {data}/train (4: hh4b_0.root qcd_0.root ttbar_0.root wjets_0.root)" in result.stderr
 
 
+@pytest.mark.slow
 def test_explicit_file_lists_are_used_as_given(tmp_path, data):
     train = [str(data / "train" / name) for name in ("hh4b_0.root", "wjets_0.root")]
     result = driver(tmp_path, "--data-train", *train, "--num-epochs", "1", f"--data-test={data}/train/qcd_0.root")
@@ -82,6 +84,7 @@ def test_explicit_file_lists_are_used_as_given(tmp_path, data):
     assert "every file of" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_training_without_signal_events_stops_before_weaver(tmp_path, data):
     """A background file handed over as the signal: one line naming the files, weaver never runs."""
     train = [str(data / "train" / name) for name in ("qcd_0.root", "wjets_0.root")]

@@ -85,6 +85,7 @@ def driver(tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_in_memory_trains_one_pass_per_epoch_under_the_users_options(driver):
     """--in-memory without --steps-per-epoch (weaver refuses it): the driver counts the training events; the
     driver's defaults come first, so the user's optimizer wins (weaver keeps an option's last value)."""

@@ -260,6 +260,7 @@ def test_cli_without_schema_branches_skips_what_needs_them(tmp_path):
         "expected yields and S/√B", "cut-based reference"}
 
 
+@pytest.mark.slow
 def test_cli_reads_another_label_as_signal(tmp_path):
     """ParT-style labels: the truth is label_sig, the score score_label_sig; without --signal the error
     names the labels the file has."""
@@ -290,6 +291,7 @@ def test_cli_missing_score_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.parametrize("problem", ["missing file", "no Events tree", "names length"])
+@pytest.mark.slow
 def test_cli_other_errors_are_one_line(tmp_path, problem):
     good = hand_case(tmp_path)
     if problem == "missing file":

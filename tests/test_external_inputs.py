@@ -36,6 +36,7 @@ def sidecar(outdir):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_madgraph_lhe_through_the_chain(tmp_path):
     """The cross section and the beams come from the file's <init> block, and weaver's reader takes the output."""
     generate("--process", "qcd", "--lhe", MADGRAPH, "--outdir", tmp_path, *LOW_THRESHOLDS, "--jobs", "1")
@@ -62,6 +63,7 @@ def read_with_weaver(path, n_events):
     assert len(table) == n_events and set(branches) <= set(table.fields)
 
 
+@pytest.mark.slow
 def test_lhe_signal_trains_with_the_unchanged_data_config(tmp_path):
     """An LHE sample labelled signal fills the branches the data configs read (label, is_signal, mH)."""
     generate("--process", "hh4b", "--mH", "1000", "--lhe", TEVATRON_TTBAR, "--outdir", tmp_path, *LOW_THRESHOLDS)
@@ -133,6 +135,7 @@ def _pythia_to_hepmc(path, seed, n_events):
             writer.write(hepmc)
 
 
+@pytest.mark.slow
 def test_hepmc_of_pythia_events_gives_the_builtin_reconstruction(tmp_path):
     """One reconstruction path: Pythia's own events read back from HepMC3 give the same fat jets, b-hadron
     labels and object tokens as the built-in generation of the same events."""
@@ -153,6 +156,7 @@ def test_hepmc_of_pythia_events_gives_the_builtin_reconstruction(tmp_path):
     assert sidecar(readback)["xsec_fb"] == pytest.approx(1e3)  # the file's GenCrossSection, pb -> fb
 
 
+@pytest.mark.slow
 def test_epos_hepmc_and_its_missing_cross_section(tmp_path):
     compressed = tmp_path / "epos.hepmc3.gz"  # compressed files are read as they are
     compressed.write_bytes(gzip.compress(EPOS.read_bytes()))
@@ -216,6 +220,7 @@ def _final_state_only_hepmc(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing", "not_lhe", "truncated_lhe", "truncated_hepmc", "not_hepmc",
                                   "beams_differ", "nothing_passes", "no_hadron_record"])
+@pytest.mark.slow
 def test_bad_inputs_give_one_line_naming_the_file(tmp_path, case):
     outdir = tmp_path / "out"
     text_file = tmp_path / "notes.txt"
@@ -241,6 +246,7 @@ def test_bad_inputs_give_one_line_naming_the_file(tmp_path, case):
         assert list(outdir.glob("*.root"))
 
 
+@pytest.mark.slow
 def test_input_files_are_chunks_and_reruns_keep_them(tmp_path):
     """Each input file is one output file (parallel jobs split the files); a rerun keeps a complete run."""
     copies = halves(TEVATRON_TTBAR, tmp_path)  # two files of one sample (an identical copy is refused)
@@ -273,6 +279,7 @@ def halves(path, directory):
 # --- big files -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_events_reads_the_first_n_events(tmp_path):
     """--events N with an input file: its first N events are read (it used to be refused)."""
     generate("--process", "qcd", "--lhe", MADGRAPH, "--events", "100", "--outdir", tmp_path, *LOW_THRESHOLDS)
@@ -285,6 +292,7 @@ def chunk_arrays(directory, fields=("event_id", "weight", "fj1_pt", "fj1_part_px
     return {path.name: uproot.open(path)["Events"].arrays(fields) for path in sorted(Path(directory).glob("*.root"))}
 
 
+@pytest.mark.slow
 def test_jobs_split_one_file_into_event_ranges_whatever_jobs(tmp_path):
     """One input file, ranges of --events-per-file events: each its own chunk and file, read from a
     slice of the file; the same files whatever --jobs, and the ranges cover the events read once."""
@@ -340,6 +348,7 @@ def test_a_slice_holds_the_header_and_the_range_of_events(tmp_path, kind, path):
     assert inspect(target).n_events == 3
 
 
+@pytest.mark.slow
 def test_a_merged_file_split_into_ranges(tmp_path):
     """The merging applies within every range; each range's cross section is its own estimate."""
     generate("--process", "qcd", "--lhe", CKKWL_FILE, "--merging-scale", "20", "--events", "300",

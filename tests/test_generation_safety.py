@@ -79,6 +79,7 @@ def _group_members(pgid):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_sigterm_stops_the_workers_and_leaves_no_file(tmp_path):
     outdir = tmp_path / "out"
     process = subprocess.Popen(
@@ -123,6 +124,7 @@ def mtimes(directory):
     return {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
 
 
+@pytest.mark.slow
 def test_interrupted_dataset_resumes(tmp_path):
     data = tmp_path / "train"
     make_dataset(data)  # hh4b 10 (2 files), qcd 9 (2 files), ttbar 1 (1 file)
@@ -211,6 +213,7 @@ def _file_size_limit(limit_bytes):
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.slow
 def test_a_write_that_fails_stops_with_one_line_and_leaves_nothing(tmp_path, jobs):
     """The disk fills while a chunk is written (here: the file-size limit of the process): one line, no
     traceback, no partial file; it used to end with a raw OSError traceback."""

@@ -82,6 +82,7 @@ def test_a_header_with_initrwgt_before_the_cards_is_read(tmp_path):
     assert f"{reordered}: 3 jet multiplicities" in message and "--merging-scale GEV" in message, message
 
 
+@pytest.mark.slow
 def test_an_mlm_header_without_its_process_card_is_merged(tmp_path):
     """A MadGraph 4 / MadEvent header: the run card alone. The jet multiplicities come from the events, the
     merging from the run card, and the sidecar says which cards were found."""
@@ -139,6 +140,7 @@ def scaled_xsec(path, target, factor):
     return target
 
 
+@pytest.mark.slow
 def test_slices_of_different_cross_sections_are_refused(tmp_path):
     first, second = halves(TEVATRON_TTBAR, tmp_path)
     inspect_inputs("lhe", [first, second])  # two parts of one sample: accepted
@@ -170,6 +172,7 @@ def copied_run(ttbar_run, tmp_path):
     return source, copy, [*args, "--outdir", copy]
 
 
+@pytest.mark.slow
 def test_a_replaced_input_of_as_many_events_is_another_run(ttbar_run, tmp_path):
     _, outdir, args = copied_run(ttbar_run, tmp_path)
     source = tmp_path / "ttbar.lhe"
@@ -191,6 +194,7 @@ def test_a_replaced_input_of_as_many_events_is_another_run(ttbar_run, tmp_path):
     assert "ttbar_1.manifest.json" in message
 
 
+@pytest.mark.slow
 def test_a_truncated_output_is_regenerated(ttbar_run, tmp_path):
     _, outdir, args = copied_run(ttbar_run, tmp_path)
     before = uproot.open(outdir / "ttbar_1_1.root")["Events"].arrays(["event_id", "fj1_pt"], library="np")
@@ -205,6 +209,7 @@ def test_a_truncated_output_is_regenerated(ttbar_run, tmp_path):
     assert "complete: kept" in generate(*args).stdout
 
 
+@pytest.mark.slow
 def test_stale_temporary_files_of_killed_runs_are_removed(ttbar_run, tmp_path):
     _, outdir, args = copied_run(ttbar_run, tmp_path)
     dead = subprocess.Popen(["true"])
@@ -219,6 +224,7 @@ def test_stale_temporary_files_of_killed_runs_are_removed(ttbar_run, tmp_path):
     assert not any(path.exists() for path in stale) and live.exists() and other_run.exists()
 
 
+@pytest.mark.slow
 def test_a_file_given_twice_is_refused(tmp_path):
     copy = tmp_path / "same.lhe"
     shutil.copy(TEVATRON_TTBAR, copy)
@@ -227,6 +233,7 @@ def test_a_file_given_twice_is_refused(tmp_path):
         one_line_error(result, f"{files[1]}: the same content as {TEVATRON_TTBAR}", "give each input file once")
 
 
+@pytest.mark.slow
 def test_check_inputs_flags_two_runs_of_the_same_input_events(ttbar_run, tmp_path, capsys):
     source, outdir, args = ttbar_run
     again = tmp_path / "again"
@@ -281,6 +288,7 @@ def test_a_corrupt_lhe_event_is_named(tmp_path, how, why):
     assert item.malformed == ((10, why),) and item.n_events == 100
 
 
+@pytest.mark.slow
 def test_corrupt_events_are_counted_or_refused(tmp_path):
     one = corrupt_events(TEVATRON_TTBAR, tmp_path / "one.lhe", "garbage")
     outdir = tmp_path / "out"
@@ -337,6 +345,7 @@ def test_a_nan_hepmc_weight_is_skipped_and_counted(tmp_path):
 # --- 11, 12: messages -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_chunks_of_an_input_run_are_checked_against_its_files(tmp_path):
     common = ["--process", "ttbar", "--lhe", TEVATRON_TTBAR, "--events-per-file", "40", "--outdir", tmp_path]
     result = generate(*common, "--chunks", "5", check=False)

@@ -47,10 +47,12 @@ def source(generated_dir):
     return next(generated_dir.glob("qcd_*_0.root"))
 
 
+@pytest.mark.slow
 def test_generated_files_pass_without_warnings(generated_dir):
     assert check(generated_dir / "*.root") == []
 
 
+@pytest.mark.slow
 def test_truncated_file_is_an_error_naming_it(source, tmp_path):
     data = source.read_bytes()
     truncated = tmp_path / "truncated.root"
@@ -65,6 +67,7 @@ def test_truncated_file_is_an_error_naming_it(source, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("check_inputs.py: error: ") and str(truncated) in lines[0]
 
 
+@pytest.mark.slow
 def test_rntuple_is_an_error_naming_it(source, tmp_path):
     columns = read_columns(source)
     rntuple = tmp_path / "rntuple.root"
@@ -77,6 +80,7 @@ def test_rntuple_is_an_error_naming_it(source, tmp_path):
         check(rntuple)
 
 
+@pytest.mark.slow
 def test_non_finite_values_are_warned_per_branch_and_file(source, tmp_path):
     columns = read_columns(source)
     fj1_pt = np.asarray(columns["fj1_pt"]).copy()
@@ -91,6 +95,7 @@ def test_non_finite_values_are_warned_per_branch_and_file(source, tmp_path):
     assert result.returncode == 0 and "warning:" in result.stderr and "fj1_pt" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_same_generated_events_twice_are_warned(generated_dir, tmp_path):
     signal = sorted(generated_dir.glob("hh4b_*.root"))
     assert len(signal) == 2
@@ -102,6 +107,7 @@ def test_the_same_generated_events_twice_are_warned(generated_dir, tmp_path):
     assert str(signal[1]) not in warnings[0]
 
 
+@pytest.mark.slow
 def test_filtered_and_vetoed_runs_of_one_seed_are_not_the_same_events(generated_dir, tmp_path):
     """The heavy-flavour filtered and vetoed samples of one seed share process, gen_seed and event ids."""
     from multiscale.generation.truth_tagging import read_columns
@@ -118,6 +124,7 @@ def test_filtered_and_vetoed_runs_of_one_seed_are_not_the_same_events(generated_
     assert check(*halves) == []
 
 
+@pytest.mark.slow
 def test_train_multiscale_stops_on_an_unreadable_file(generated_dir, tmp_path):
     data = tmp_path / "hh4b"
     for split in ("train", "test"):

@@ -318,6 +318,7 @@ def shown_axes(fig):
     return [ax for ax in fig.axes if ax.get_images() and ax.axison]
 
 
+@pytest.mark.slow
 def test_tools_end_to_end(generated_dir, tmp_path, monkeypatch):
     """Both CLIs on generated ROOT files (read through weaver's pipeline) with an untrained small model: what the
     .npz files hold adds up over the events read, and the figures label what they show."""

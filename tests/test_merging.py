@@ -117,6 +117,7 @@ def test_merging_options_need_les_houches_files(capsys):
 # --- the real files, merged ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ckkwl_merging_removes_the_double_counting(merged_runs):
     merged, unmerged = sidecar(merged_runs["ckkwl"]), sidecar(merged_runs["unmerged"])
     record = merged["merging"]
@@ -148,6 +149,7 @@ def check_weights(directory, meta):
     return weight
 
 
+@pytest.mark.slow
 def test_mlm_file_is_merged_with_madgraphs_parameters(merged_runs):
     meta, unmerged = sidecar(merged_runs["mlm"]), sidecar(merged_runs["unmerged"])
     record = meta["merging"]
@@ -160,6 +162,7 @@ def test_mlm_file_is_merged_with_madgraphs_parameters(merged_runs):
     check_weights(merged_runs["mlm"], meta)
 
 
+@pytest.mark.slow
 def test_fxfx_file_is_merged_and_keeps_its_negative_weights(merged_runs):
     meta = sidecar(merged_runs["fxfx"])
     record = meta["merging"]
@@ -174,6 +177,7 @@ def test_fxfx_file_is_merged_and_keeps_its_negative_weights(merged_runs):
     assert meta["source"]["weight_strategy"] == -4 and meta["source"]["n_negative_weights"] > 0
 
 
+@pytest.mark.slow
 def test_jet_multiplicity_is_read_from_the_hard_process(merged_runs):
     """Unmerged, the multiplicities come in the proportions of the <init> block's XSECUP (the file is
     unweighted): 2061, 847 and 336 pb for 0, 1 and 2 jets."""
@@ -184,6 +188,7 @@ def test_jet_multiplicity_is_read_from_the_hard_process(merged_runs):
     assert np.all(np.abs(events - expected) < 4 * np.sqrt(expected))
 
 
+@pytest.mark.slow
 def test_merged_events_go_through_the_chain(merged_runs):
     events = uproot.open(merged_runs["ckkwl"] / "qcd_1_0.root")["Events"].arrays(["fj1_pt", "obj_mask"])
     assert len(events) > 100 and ak.all(events.fj1_pt > 20)

@@ -44,6 +44,7 @@ def inputs_for(info, batch=8, seed=1, **kwargs):
 
 
 @pytest.mark.parametrize("cfg,fusion", CASES)
+@pytest.mark.slow
 def test_trains_with_falling_loss(data_configs, cfg, fusion):
     model, info = make(data_configs, cfg, fusion)
     model.train()

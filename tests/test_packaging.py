@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 USE_THE_INSTALLED_PACKAGE = """
@@ -29,6 +31,7 @@ print(json.dumps({"package": multiscale.__file__, "diff": diff}))
 """
 
 
+@pytest.mark.slow
 def test_wheel_installed_elsewhere_builds_exports_and_runs_a_model(tmp_path):
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     # built from a copy: setuptools leaves build/ and *.egg-info beside the sources, and a stale build/

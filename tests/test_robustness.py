@@ -350,6 +350,7 @@ def run_driver(tmp_path, *args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_driver_keeps_the_best_across_load_epoch(tmp_path):
     fake_datasets(tmp_path / "data")
     rundir = tmp_path / "training" / "kin_full"

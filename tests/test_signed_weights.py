@@ -27,6 +27,7 @@ def fxfx_weights(merged_runs):
     return uproot.open(merged_runs["fxfx"] / "qcd_1_0.root")["Events"]["weight"].array(library="np")
 
 
+@pytest.mark.slow
 def test_generator_keeps_the_sign_and_normalises_to_the_signed_sum(merged_runs):
     meta = json.loads((merged_runs["fxfx"] / "qcd_1_0.json").read_text())
     weight = fxfx_weights(merged_runs)
@@ -40,6 +41,7 @@ def test_generator_keeps_the_sign_and_normalises_to_the_signed_sum(merged_runs):
     assert meta["n_effective"] == pytest.approx(len(weight) * (1 - 2 * f) ** 2, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_hepmc_weights_keep_their_sign(tmp_path):
     builtin = tmp_path / "builtin"
     generate("--process", "hh4b", "--events", "12", "--seed", "5", "--outdir", builtin)
@@ -70,6 +72,7 @@ def test_hepmc_weights_keep_their_sign(tmp_path):
         np.testing.assert_allclose(np.abs(weight), out["xsec_fb"] / (stop - start - 2 * negative), rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_truth_tag_training_copies_train_on_abs_w_and_keep_the_sign(merged_runs, tmp_path, capsys):
     source = merged_runs["fxfx"] / "qcd_1_0.root"
     n_negative = int((fxfx_weights(merged_runs) < 0).sum())
@@ -84,6 +87,7 @@ def test_truth_tag_training_copies_train_on_abs_w_and_keep_the_sign(merged_runs,
     assert test.sum() == pytest.approx(fxfx_weights(merged_runs).sum(), rel=1e-9)  # copies x P(class), signed
 
 
+@pytest.mark.slow
 def test_the_training_driver_says_what_weaver_does_with_negative_weights(merged_runs):
     """check_inputs runs before every training (train_multiscale.sh)."""
     said = []
@@ -109,6 +113,7 @@ def weighted_auc(is_signal, score, weight):
     return float((ws[:, None] * wb[None, :] * above).sum() / (ws.sum() * wb.sum()))
 
 
+@pytest.mark.slow
 def test_evaluation_of_a_signed_background(merged_runs, tmp_path):
     """A prediction whose background carries the FxFx sample's weights (signed): the evaluation used to
     stop in sklearn ('x is neither increasing nor decreasing'); now every figure keeps the sign."""

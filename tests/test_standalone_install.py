@@ -50,6 +50,7 @@ def installed(tmp_path_factory):
     return target
 
 
+@pytest.mark.slow
 def test_installed_package_runs_the_study_without_the_checkout(installed, tmp_path):
     # -S: no site-packages .pth files, so the venv's editable install (which points at the checkout) stays out
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), sysconfig.get_paths()["purelib"]])}

@@ -103,6 +103,9 @@ def test_masses_on_the_command_line_are_taken_as_numbers(tmp_path, masses, expec
     ({"masses": "1000,heavy"}, "workflow config: error: masses: 'heavy' is not a number"),
     # the limits' tag categories cut the region of >= min_tags (3) tags into parts
     ({"categories": [2, 3, 4]}, "workflow config: error: categories: [2, 3, 4] do not cut the region of >= 3 tags"),
+    # `--config param=true` arrives as text: the error says how to write a boolean there
+    ({"param": "true"}, "workflow config: error: param: 'true' is not of type 'boolean' (on the command line write "
+                        "param=True or param=False)"),
 ])
 def test_a_wrong_setting_is_one_line_in_the_dry_run(tmp_path, overlay, message):
     status, log = dry_run(tmp_path, overlay=overlay)
@@ -262,6 +265,7 @@ def test_a_tiny_study_killed_and_resumed_redoes_only_the_unfinished_jobs(tmp_pat
     assert "m_H = 1000 GeV" in report and "<table>" in report and "generate" in report  # tables, wall times
 
 
+@pytest.mark.slow
 def test_a_failing_job_names_itself_and_the_others_finish(tmp_path):
     """ttbar cannot be generated (--pthat-min beyond sqrt(s)/2): its jobs fail with their log named; with the
     default profile's keep-going the signal and QCD files are written whole, and nothing downstream of ttbar runs."""

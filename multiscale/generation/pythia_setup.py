@@ -9,7 +9,6 @@ import pythia8mc
 
 from ..definitions import BENCHMARK_MASS
 
-PYTHIA_VERSION = "8.317"
 SQRT_S_GEV = 14000.0
 H_WIDTH_FRACTION = 0.01  # narrow H: Pythia's own width at 1 TeV (~765 GeV) would smear the peak away
 MAX_SEED = 900_000_000  # Pythia's Random:seed upper bound
