@@ -19,7 +19,7 @@ from ..definitions import preselection_options  # noqa: F401  (the config's cuts
 from ..schema import PROCESS_CODES
 from . import hf_filter, manifest, merging, truth_tagging
 from .btagging import TagEfficiencies
-from .pythia_setup import SQRT_S_GEV, GenerationError
+from .pythia_setup import SQRT_S_GEV, GenerationError, check_extra_setting
 from .run import RunConfig, generate, kept_chunks
 from .sources import describe_skipped, prepare_inputs
 from .writer import remove_stale
@@ -93,6 +93,9 @@ def generate_parser():
     add("--hf-filter", choices=sorted(hf_filter.MODES), default=DEFAULTS["hf_filter"],
         help="qcd/ttbar: keep only the events with a b quark in each of the two leading parton-level jets "
         "(require) or only the others (veto); the two samples add up to the inclusive one (docs/generation.md)")
+    add("--pythia-setting", dest="pythia_settings", action="append", default=[], metavar="'KEY = VALUE'",
+        help="qcd/ttbar/hh4b: one more Pythia setting, read after the process's (repeat the option for more; e.g. "
+             "'PartonLevel:MPI = off'); recorded in the sidecars")
     add("--max-constituents", type=int, default=DEFAULTS["max_constituents"],
         help="constituents kept per fat jet (default: %(default)s)")
     add("--xsec-fb", type=float, default=DEFAULTS["xsec_fb"],
@@ -119,6 +122,8 @@ def parse_config(argv=None):
             parser.error("--pthat-bias applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
         if args.hf_filter:
             parser.error("--hf-filter applies to Pythia's built-in qcd and ttbar, not to --lhe/--hepmc files")
+        if args.pythia_settings:
+            parser.error("--pythia-setting applies to Pythia's built-in processes, not to --lhe/--hepmc files")
         if args.events is not None and args.events <= 0:
             parser.error(f"--events must be positive, got {args.events}")
         args.events = args.events or 0  # 0: every event of the files
@@ -146,6 +151,11 @@ def parse_config(argv=None):
         parser.error(f"--pthat-bias applies to qcd and ttbar, not {args.process}")
     if args.hf_filter and args.process not in ("qcd", "ttbar"):
         parser.error(f"--hf-filter applies to qcd and ttbar, not {args.process}")
+    for line in args.pythia_settings:
+        problem = check_extra_setting(line)
+        if problem:
+            parser.error(f"--pythia-setting {line!r}: {problem}")
+    args.pythia_settings = tuple(args.pythia_settings)
     if args.xsec_fb is not None and args.xsec_fb <= 0:
         parser.error(f"--xsec-fb must be positive, got {args.xsec_fb}")
     problem = _unwritable(args.outdir)

@@ -57,10 +57,12 @@ def process_settings(process, m_h=BENCHMARK_MASS, pthat_min=PTHAT_MIN, pthat_bia
     raise ValueError(f"unknown process {process!r}")
 
 
-def make_pythia(process, seed, m_h=BENCHMARK_MASS, pthat_min=PTHAT_MIN, pthat_bias=0.0, user_hooks=None):
+def make_pythia(process, seed, m_h=BENCHMARK_MASS, pthat_min=PTHAT_MIN, pthat_bias=0.0, user_hooks=None,
+                extra_settings=()):
     """A Pythia instance initialised for ``process`` with random seed ``seed``; ``user_hooks``
-    (hf_filter.HeavyFlavourFilter) installed before init()."""
-    settings = (*COMMON_SETTINGS, *process_settings(process, m_h, pthat_min, pthat_bias))
+    (hf_filter.HeavyFlavourFilter) installed before init(); ``extra_settings`` (the generator's
+    --pythia-setting) read last, so they override the process's."""
+    settings = (*COMMON_SETTINGS, *process_settings(process, m_h, pthat_min, pthat_bias), *extra_settings)
     return _initialised(settings, seed, f"process {process!r}", user_hooks)
 
 
@@ -70,6 +72,22 @@ def make_lhe_pythia(path, seed, extra_settings=(), user_hooks=None):
     ``extra_settings`` and ``user_hooks``: a merging's (merging.py)."""
     settings = (*LHE_SETTINGS, f"Beams:LHEF = {path}", *extra_settings)
     return _initialised(settings, seed, f"the Les Houches file {path}", user_hooks)
+
+
+# what the generator itself decides (the seeds of the chunks, the beams, hadronising only the kept events)
+RESERVED_SETTINGS = ("Random:", "Beams:", "HadronLevel:all")
+
+
+def check_extra_setting(line):
+    """None when Pythia takes ``line`` (a readString setting) and the generator leaves it to the user, else why not."""
+    key = line.split("=")[0].strip()
+    if "=" not in line or not key:
+        return "not of the form 'Key = value'"
+    if any(key.lower().startswith(reserved.lower()) for reserved in RESERVED_SETTINGS):
+        return f"{key} is set by the generator (its seeds, beams and hadronisation)"
+    if not pythia8mc.Pythia("", False).readString(line):
+        return "Pythia does not know it"
+    return None
 
 
 def _initialised(settings, seed, what, user_hooks=None):

@@ -45,6 +45,7 @@ class RunConfig(Preselection):
     input_sha256: tuple = ()  # content hash of each input file (prepare_inputs): a changed file is another run
     chunks: tuple | None = None  # only these chunks (None: the whole run, then the manifest)
     hf_filter: str | None = None  # "require" or "veto": the heavy-flavour filter (hf_filter.py), built-in processes
+    pythia_settings: tuple = ()  # extra Pythia readString lines of a built-in process ("PartonLevel:MPI = off")
     flavour_labelling: str = btagging.LABELLING  # the b-tag labelling rule: files of another rule are another run
 
     @property

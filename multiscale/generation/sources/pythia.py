@@ -23,7 +23,8 @@ class PythiaSource:
     @classmethod
     def builtin(cls, config, seed):
         hf_filter = HeavyFlavourFilter(config.hf_filter) if config.hf_filter else None
-        pythia = make_pythia(config.process, seed, config.mH, config.pthat_min, config.pthat_bias, hf_filter)
+        pythia = make_pythia(config.process, seed, config.mH, config.pthat_min, config.pthat_bias, hf_filter,
+                             config.pythia_settings)
         if hf_filter is not None:
             hf_filter.attach(pythia)
         return cls(pythia, f"{config.process}, seed {seed}", hf_filter=hf_filter)
