@@ -3,9 +3,12 @@ reconstruction as Pythia's built-in processes, and one clear line for each kind 
 
 import contextlib
 import gzip
-import io
 import json
+import os
 import subprocess
+import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import awkward as ak
@@ -33,21 +36,48 @@ CONFIG = REPO / "data" / "jets_kin.yaml"
 def generate(*args, check=True):
     """``tools/generate_events.py ARGS`` run in this process: the script's own ``generate_main``, without the
     ~3 s of CPU a fresh interpreter spends importing Pythia, FastJet and uproot. Returns what ``subprocess.run``
-    would: the exit status, and stdout and stderr with ``sys.exit("message")``'s line as the interpreter prints it."""
+    would: the exit status, and stdout and stderr as the script's pipes would carry them."""
     argv = list(map(str, args))
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with script_output() as output:
         try:
             status = cli.generate_main(argv)
         except SystemExit as stop:
             status = stop.code
-    if isinstance(status, str):
-        stderr.write(status + "\n")
-        status = 1
-    result = subprocess.CompletedProcess(argv, status or 0, stdout.getvalue(), stderr.getvalue())
+        if isinstance(status, str):  # sys.exit("message"): the interpreter prints the line, exit status 1
+            print(status, file=sys.stderr)
+            status = 1
+    result = subprocess.CompletedProcess(argv, status or 0, *output)
     if check and result.returncode != 0:
         raise RuntimeError(f"generate_events.py {' '.join(argv)} failed:\n{result.stderr}")
     return result
+
+
+@contextlib.contextmanager
+def script_output():
+    """Capture file descriptors 1 and 2 as a subprocess's pipes would: Python's prints and warnings, Pythia's
+    and FastJet's C++ output and forked workers' alike. Yields a list that holds (stdout, stderr) afterwards."""
+    output = []
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, warnings.catch_warnings():
+        warnings.resetwarnings()  # a fresh interpreter's filters, and its warnings printed to stderr
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)
+        warnings.showwarning = lambda *warning: print(warnings.formatwarning(*warning[:4]), end="", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            with open(1, "w", buffering=1, closefd=False) as stdout, open(2, "w", buffering=1, closefd=False) as stderr:
+                with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                    yield output
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+        for captured in (out, err):
+            captured.seek(0)
+            output.append(captured.read())
 
 
 def sidecar(outdir):
@@ -55,21 +85,32 @@ def sidecar(outdir):
     return json.loads(path.read_text())
 
 
+def first_events(path, n_events, target):
+    """The Les Houches file ``path`` cut after its first ``n_events`` events (header and closing tag kept)."""
+    text = gzip.open(path, "rt").read() if Path(path).suffix == ".gz" else Path(path).read_text()
+    head, *events = text.split("<event>")
+    assert len(events) > n_events  # so that none of the kept events holds the closing tag
+    Path(target).write_text(head + "".join("<event>" + event for event in events[:n_events]) + "</LesHouchesEvents>\n")
+    return Path(target)
+
+
 @pytest.mark.slow
 def test_madgraph_lhe_through_the_chain(tmp_path):
     """The cross section and the beams come from the file's <init> block, and weaver's reader takes the output."""
-    generate("--process", "qcd", "--lhe", MADGRAPH, "--outdir", tmp_path, *LOW_THRESHOLDS, "--jobs", "1")
-    meta = sidecar(tmp_path)
+    madgraph = first_events(MADGRAPH, 250, tmp_path / "pp_to_jj.lhe")  # 250 of its 1000 events: ~90 accepted
+    outdir = tmp_path / "out"
+    generate("--process", "qcd", "--lhe", madgraph, "--outdir", outdir, *LOW_THRESHOLDS, "--jobs", "1")
+    meta = sidecar(outdir)
     assert meta["source"]["beam_energies_gev"] == [6500.0, 6500.0]
     assert meta["xsec_fb"] == pytest.approx(6.996707e8 * 1e3, rel=1e-6)  # XSECUP of the <init> block, pb -> fb
     assert "<init> block" in meta["xsec_source"]
-    assert meta["n_generated"] + meta["n_pythia_failures"] == 1000  # every event of the file was read
-    assert 0 < meta["n_accepted"] < 1000
-    events = uproot.open(tmp_path / "qcd_1_0.root")["Events"].arrays(["weight", "label", "is_signal", "fj1_pt"])
+    assert meta["n_generated"] + meta["n_pythia_failures"] == 250  # every event of the file was read
+    assert 0 < meta["n_accepted"] < 250
+    events = uproot.open(outdir / "qcd_1_0.root")["Events"].arrays(["weight", "label", "is_signal", "fj1_pt"])
     assert np.all(events.label == 0) and np.all(events.is_signal == 0) and np.all(events.fj1_pt > 30)
     # weights: the accepted events' share of the file's cross section
     assert ak.sum(events.weight) == pytest.approx(meta["xsec_fb"] * meta["acceptance"], rel=1e-6)
-    read_with_weaver(tmp_path / "qcd_1_0.root", meta["n_accepted"])
+    read_with_weaver(outdir / "qcd_1_0.root", meta["n_accepted"])
 
 
 def read_with_weaver(path, n_events):
@@ -99,11 +140,12 @@ def test_a_model_trains_on_an_lhe_signal_with_the_unchanged_config(generated_dir
     import subprocess
 
     data = tmp_path / "data"
-    for split in ("train", "test"):
-        generate("--process", "hh4b", "--lhe", MADGRAPH, "--outdir", data / split, *LOW_THRESHOLDS,
-                 "--seed", "1" if split == "train" else "2")
-        for background in sorted(generated_dir.glob("qcd_*.root")):
-            os.symlink(background, data / split / background.name)
+    # the file's first 200 events (~75 accepted) showered twice, and one of the two QCD files each: enough for
+    # three steps of 32 and a test set of both classes
+    for split, seed, background in (("train", "1", "qcd_1_0.root"), ("test", "2", "qcd_1_1.root")):
+        generate("--process", "hh4b", "--lhe", MADGRAPH, "--events", "200", "--outdir", data / split,
+                 *LOW_THRESHOLDS, "--seed", seed)
+        os.symlink(generated_dir / background, data / split / background)
     env = {**os.environ, "DATADIR_hh4b": str(data), "MS_OUTDIR": str(tmp_path / "training")}
     result = subprocess.run(["./train_multiscale.sh", "cross", "paper", "--num-epochs", "1", "--batch-size", "32",
                              "--in-memory", "--steps-per-epoch", "3", "--num-workers", "0"],
@@ -315,7 +357,8 @@ def chunk_arrays(directory, fields=("event_id", "weight", "fj1_pt", "fj1_part_px
 def test_jobs_split_one_file_into_event_ranges_whatever_jobs(tmp_path):
     """One input file, ranges of --events-per-file events: each its own chunk and file, read from a
     slice of the file; the same files whatever --jobs, and the ranges cover the events read once."""
-    common = ("--process", "ttbar", "--lhe", TEVATRON_TTBAR, "--events-per-file", "40", *LOW_THRESHOLDS)
+    first_half, _ = halves(TEVATRON_TTBAR, tmp_path)  # a file of 50 events
+    common = ("--process", "ttbar", "--lhe", first_half, "--events-per-file", "20", *LOW_THRESHOLDS)
     generate(*common, "--jobs", "1", "--outdir", tmp_path / "j1")
     generate(*common, "--jobs", "2", "--outdir", tmp_path / "j2")
     one, two = chunk_arrays(tmp_path / "j1"), chunk_arrays(tmp_path / "j2")
@@ -324,8 +367,8 @@ def test_jobs_split_one_file_into_event_ranges_whatever_jobs(tmp_path):
         for field in one[name].fields:
             assert ak.all(ak.flatten(one[name][field], axis=None) == ak.flatten(two[name][field], axis=None)), field
     metas = [json.loads((tmp_path / "j2" / f"ttbar_1_{c}.json").read_text()) for c in range(3)]
-    assert [m["source"]["event_range"] for m in metas] == [[0, 40], [40, 80], [80, 100]]
-    assert sum(m["n_generated"] + m["n_pythia_failures"] for m in metas) == 100
+    assert [m["source"]["event_range"] for m in metas] == [[0, 20], [20, 40], [40, 50]]
+    assert sum(m["n_generated"] + m["n_pythia_failures"] for m in metas) == 50
     assert not list((tmp_path / "j2").glob(".*"))  # the slices are gone
 
 

@@ -49,13 +49,13 @@ def test_chunk_seeds_depend_on_the_chunking():
 
 
 def test_same_seed_other_chunking_gives_other_events(tmp_path):
-    common = dict(process="hh4b", events=10, seed=7)
-    run.generate(run.RunConfig(**common, events_per_file=10, outdir=str(tmp_path / "k10")))
-    run.generate(run.RunConfig(**common, events_per_file=5, outdir=str(tmp_path / "k5")))
-    first = events(tmp_path / "k10" / "hh4b_mH1000_7_0.root")[:5]
-    other = events(tmp_path / "k5" / "hh4b_mH1000_7_0.root")
+    common = dict(process="hh4b", events=4, seed=7)
+    run.generate(run.RunConfig(**common, events_per_file=4, outdir=str(tmp_path / "k4")))
+    run.generate(run.RunConfig(**common, events_per_file=2, outdir=str(tmp_path / "k2")))
+    first = events(tmp_path / "k4" / "hh4b_mH1000_7_0.root")[:2]
+    other = events(tmp_path / "k2" / "hh4b_mH1000_7_0.root")
     assert not np.array_equal(first, other), "chunk 0 of another --events-per-file must hold other events"
-    with uproot.open(tmp_path / "k5" / "hh4b_mH1000_7_1.root") as f:
+    with uproot.open(tmp_path / "k2" / "hh4b_mH1000_7_1.root") as f:
         seeds = f["Events"]["gen_seed"].array(library="np")
     assert seeds.dtype == np.int64 and np.all(seeds == 7)
 
@@ -220,7 +220,8 @@ def test_a_write_that_fails_stops_with_one_line_and_leaves_nothing(tmp_path, job
     outdir = tmp_path / "out"
     outdir.mkdir()
     result = subprocess.run(
-        generator("--process", "hh4b", "--events", 20, "--events-per-file", 10, "--jobs", jobs, "--outdir", outdir),
+        # one event per file: a file of one event (~70 kB) is already beyond the limit
+        generator("--process", "hh4b", "--events", 2, "--events-per-file", 1, "--jobs", jobs, "--outdir", outdir),
         cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(20_000))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +21,10 @@ from multiscale.generation import cli, merging
 from multiscale.generation.pythia_setup import GenerationError
 from multiscale.generation.sources import (MAX_SKIPPED_FRACTION, HepMCSource, inspect_hepmc, inspect_inputs,
                                            inspect_lhe)
-from test_external_inputs import LOW_THRESHOLDS, PYTHIA6, TEVATRON_TTBAR, halves
+from test_external_inputs import LOW_THRESHOLDS, PYTHIA6, TEVATRON_TTBAR, generate, halves
 
 REPO = Path(__file__).resolve().parents[1]
-GENERATOR = REPO / "tools" / "generate_events.py"
 CONFIG = REPO / "data" / "jets_kin.yaml"
-
-
-def generate(*args, check=True):
-    result = subprocess.run([sys.executable, str(GENERATOR), *map(str, args)], cwd=REPO, capture_output=True,
-                            text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(result.stderr)
-    return result
 
 
 def one_line_error(result, *words):
@@ -72,6 +62,12 @@ REWEIGHTING = ("<initrwgt>\n<weightgroup name=\"scale\" combine=\"envelope\">\n<
 # --- 1, 2: merged headers as they come ------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def mlm_file(tmp_path_factory):
+    """conftest's MLM sample, written (and gzip-compressed: ~1.5 s) once for the tests of this module."""
+    return mlm_sample(tmp_path_factory.mktemp("mlm") / "z.lhe.gz")
+
+
 def test_a_header_with_initrwgt_before_the_cards_is_read(tmp_path):
     """POWHEG and MadGraph often put <initrwgt> first: the cards after it are still the header's."""
     reordered = tmp_path / "ckkwl_rwgt.lhe"
@@ -83,11 +79,11 @@ def test_a_header_with_initrwgt_before_the_cards_is_read(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_mlm_header_without_its_process_card_is_merged(tmp_path):
+def test_an_mlm_header_without_its_process_card_is_merged(tmp_path, mlm_file):
     """A MadGraph 4 / MadEvent header: the run card alone. The jet multiplicities come from the events, the
     merging from the run card, and the sidecar says which cards were found."""
     mg4 = tmp_path / "z_mg4.lhe"
-    mg4.write_text(without(without(read_text(mlm_sample(tmp_path / "z.lhe.gz")), "MG5ProcCard"), "MGProcCard"))
+    mg4.write_text(without(without(read_text(mlm_file), "MG5ProcCard"), "MGProcCard"))
     outdir = tmp_path / "out"
     result = generate("--process", "qcd", "--lhe", mg4, "--events", "100", *Z_THRESHOLDS, "--outdir", outdir)
     assert "MLM merging; jets 0, 1, 2" in result.stdout, result.stdout
@@ -104,8 +100,8 @@ def test_an_mlm_header_without_its_process_card_is_merged(tmp_path):
     ("ckkwl", ["MG5ProcCard", "MGProcCard"], ["has no process card (MG5ProcCard)", "--merging-process"]),
     ("fxfx", ["MG5ProcCard"], ["FxFx sample (ickkw = 3, no @N tags: 0, 1 jets)", "--merging-scale GEV"]),
 ])
-def test_a_header_missing_a_card_is_merged_or_refused_naming_the_option(tmp_path, sample, cards, words):
-    source = {"mlm": mlm_sample(tmp_path / "z.lhe.gz"), "ckkwl": CKKWL_FILE, "fxfx": FXFX_FILE}[sample]
+def test_a_header_missing_a_card_is_merged_or_refused_naming_the_option(tmp_path, mlm_file, sample, cards, words):
+    source = {"mlm": mlm_file, "ckkwl": CKKWL_FILE, "fxfx": FXFX_FILE}[sample]
     text = read_text(source)
     for card in cards:
         text = without(text, card)
