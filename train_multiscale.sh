@@ -54,7 +54,11 @@ require_model() {
 
 device_opts() {
     local ngpu
-    ngpu=$(python -c 'import torch; print(torch.cuda.device_count())')
+    ngpu=0
+    # no NVIDIA driver (no /dev/nvidiactl, no nvidia-smi): CPU, without importing torch just to ask (~2 s a run)
+    if [[ -e /dev/nvidiactl ]] || command -v nvidia-smi >/dev/null; then
+        ngpu=$(python -c 'import torch; print(torch.cuda.device_count())')
+    fi
     if ((ngpu > 0)); then gpus=$(seq -s, 0 $((ngpu - 1))); gpus=${gpus%,}; else gpus=""; fi
     if [[ -z "$gpus" ]]; then
         # CPU training: let glibc reuse freed activation buffers instead of unmapping and page-faulting
