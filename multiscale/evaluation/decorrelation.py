@@ -12,9 +12,9 @@ threshold as the background's quantile in bins of the mass). Here:
     validation, so the two cuts keep the same background overall.
 
 The bins hold equal shares of the validation background (as many as leave ``min_effective_passing``
-effective MC events passing the plain cut in each, 1 to ``max_bins``); the logit of t is interpolated linearly in ln m
-between the bins' mean ln m, and beyond the outer ones with the outer segments' slopes, so the cut does not
-jump at a bin edge. On the test sample the background's m_JJ shape is then kept up to the MC noise of the
+effective MC events passing the plain cut in each, 1 to ``max_bins``); the logit of t is interpolated
+linearly in ln m between the bins' mean ln m, and beyond the outer ones with the outer segments' slopes, so
+the cut does not jump at a bin edge. On the test sample the background's m_JJ shape is then kept up to the MC noise of the
 validation quantiles, which the sculpting check of the test sample also sees (tests/test_decorrelation.py).
 """
 

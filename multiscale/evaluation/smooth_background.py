@@ -313,18 +313,19 @@ def smooth_background_limit(prediction, luminosity_fb, mH, threshold=None, windo
     extra = {"threshold": threshold, "background_model": f"dijet function, {n_parameters} parameters, fitted in "
              f"{fit_range[0]:.0f}-{fit_range[1]:.0f} GeV", "fit": None}
     fitted = background if shape_before_cut else passed & background
+    def no_limit(why):
+        return {**extra, "mu_up": None, "band": None, "xsec_up_fb": None, "xsec_band_fb": None, "note": f"no limit: {why}"}
+
     try:
         fit = fit_background_mass(mass[fitted], yields[fitted], fit_range, n_fit_bins, n_parameters, event[fitted])
     except FitError as err:
-        return {**extra, "mu_up": None, "band": None, "xsec_up_fb": None, "xsec_band_fb": None,
-                "note": f"no limit: {err}"}
+        return no_limit(err)
     scale, scale_systematics = 1.0, []
     if shape_before_cut:
         in_range = background & (mass >= fit_range[0]) & (mass < fit_range[1])
         kept = mc_statistics(yields[in_range & passed], event[in_range & passed])
         if kept["effective_events"] <= 0:
-            return {**extra, "mu_up": None, "band": None, "xsec_up_fb": None, "xsec_band_fb": None,
-                    "note": "no limit: no background passes the cut in the fit range"}
+            return no_limit("no background passes the cut in the fit range")
         scale = kept["yield"] / yields[in_range].sum()
         scale_systematics = [Systematic("pass_fraction", np.ones(n_bins),
                                         np.full(n_bins, np.exp(1 / np.sqrt(kept["effective_events"]))))]

@@ -5,6 +5,8 @@ The signal is the heavy CP-even scalar H (PDG 35) of Pythia's BSM Higgs sector, 
 gluon fusion and forced into H -> hh -> (bb)(bb).
 """
 
+import functools
+
 import pythia8mc
 
 from ..definitions import BENCHMARK_MASS
@@ -85,9 +87,16 @@ def check_extra_setting(line):
         return "not of the form 'Key = value'"
     if any(key.lower().startswith(reserved.lower()) for reserved in RESERVED_SETTINGS):
         return f"{key} is set by the generator (its seeds, beams and hadronisation)"
-    if not pythia8mc.Pythia("", False).readString(line):
+    if not _settings_reader().readString(line):
         return "Pythia does not know it"
     return None
+
+
+@functools.cache
+def _settings_reader():
+    """One Pythia instance (never initialised) to ask whether it knows a setting: building one reads its whole
+    settings database."""
+    return pythia8mc.Pythia("", False)
 
 
 def _initialised(settings, seed, what, user_hooks=None):

@@ -24,7 +24,6 @@ import numpy as np
 from scipy.stats import norm
 
 from ..cli_common import OneLineParser
-from ..schema import run_stem
 
 
 def read_sidecars(paths):
@@ -37,7 +36,7 @@ def read_sidecars(paths):
             raise SystemExit(f"{path}: not a generator sidecar ({error})") from error
         counts = sidecar.get("hf_filter")
         if counts:
-            runs[counts["mode"]].append({**sidecar, "run": run_stem(path.stem)})
+            runs[counts["mode"]].append(sidecar)
     return runs
 
 
@@ -64,25 +63,28 @@ def vetoed_fraction(chunks):
     return fraction, float(error), sum(c["n_tried"] for c in counts), sum(c["n_passed"] for c in counts)
 
 
-def from_veto_runs(chunks):
-    """(cross section, error) in fb of the filtered phase space from the veto chunks: sigma_veto f / (1 - f)."""
+def from_veto_runs(chunks, vetoed):
+    """(cross section, error) in fb of the filtered phase space from the veto chunks: sigma_veto f / (1 - f);
+    ``vetoed``: their :func:`vetoed_fraction`."""
     sigma_veto, sigma_veto_error = direct(chunks)
-    f, f_error, _, _ = vetoed_fraction(chunks)
+    f, f_error, _, _ = vetoed
     odds = f / (1 - f)
     relative = np.hypot(sigma_veto_error / sigma_veto, f_error / (f * (1 - f)))
     return sigma_veto * odds, float(sigma_veto * odds * relative)
 
 
 def check(runs):
-    """{direct, from_veto_runs, ratio, z, p_value}: the two measurements of the filtered cross section."""
+    """{direct, from_veto_runs, ratio, z, p_value, tries (of each mode), vetoed (the veto runs' vetoed_fraction)}:
+    the two measurements of the filtered cross section."""
     for mode in ("require", "veto"):
         if not runs.get(mode):
             raise SystemExit(f"no sidecar of a --hf-filter {mode} run among the files")
-    (a, da), (b, db) = direct(runs["require"]), from_veto_runs(runs["veto"])
+    vetoed = vetoed_fraction(runs["veto"])
+    (a, da), (b, db) = direct(runs["require"]), from_veto_runs(runs["veto"], vetoed)
     z = (a - b) / np.hypot(da, db)
     return {"direct": (a, da), "from_veto_runs": (b, db), "ratio": a / b, "ratio_error": a / b * np.hypot(da / a, db / b),
-            "z": float(z), "p_value": float(2 * norm.sf(abs(z))), "tries": {m: sum(c["hf_filter"]["n_tried"] for c in
-                                                                              runs[m]) for m in runs}}
+            "z": float(z), "p_value": float(2 * norm.sf(abs(z))), "vetoed": vetoed,
+            "tries": {m: sum(c["hf_filter"]["n_tried"] for c in runs[m]) for m in runs}}
 
 
 def main(argv=None):
@@ -91,7 +93,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     runs = read_sidecars(args.sidecars)
     result = check(runs)
-    f, f_error, tried, vetoed = vetoed_fraction(runs["veto"])
+    f, f_error, tried, vetoed = result["vetoed"]
     print(f"filtered cross section, direct ({len(runs['require'])} require chunks, {result['tries']['require']} tries): "
           f"{result['direct'][0]:.4g} +- {result['direct'][1]:.2g} fb")
     print(f"from the veto runs ({len(runs['veto'])} chunks, {tried} tries, {vetoed} vetoed, weighted fraction "
