@@ -1,11 +1,19 @@
-"""Small builders shared by several test modules (fixtures live in conftest.py): a weaver-like prediction file and
-the study's default config. Imported as ``from tests.helpers import ...`` (pytest puts the repository root on the path)."""
+"""Small builders shared by several test modules (fixtures live in conftest.py): a weaver-like prediction file,
+the study's default config, and the generator's command line run in this process. Imported as ``from tests.helpers import ...`` (pytest puts the repository root on the path)."""
 
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import uproot
 import yaml
+
+from multiscale.generation import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,3 +77,50 @@ def hand_case(tmp_path, name="hand.root"):
 def default_config(**overrides):
     """config/mass_scan.yaml as Snakemake reads it, with ``overrides`` on top."""
     return {**yaml.safe_load((REPO / "config" / "mass_scan.yaml").read_text()), **overrides}
+
+
+def generate(*args, check=True):
+    """``tools/generate_events.py ARGS`` run in this process: the script's own ``generate_main``, without the
+    ~3 s of CPU a fresh interpreter spends importing Pythia, FastJet and uproot. Returns what ``subprocess.run``
+    would: the exit status, and stdout and stderr as the script's pipes would carry them."""
+    argv = list(map(str, args))
+    with script_output() as output:
+        try:
+            status = cli.generate_main(argv)
+        except SystemExit as stop:
+            status = stop.code
+        if isinstance(status, str):  # sys.exit("message"): the interpreter prints the line, exit status 1
+            print(status, file=sys.stderr)
+            status = 1
+    result = subprocess.CompletedProcess(argv, status or 0, *output)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"generate_events.py {' '.join(argv)} failed:\n{result.stderr}")
+    return result
+
+
+@contextlib.contextmanager
+def script_output():
+    """Capture file descriptors 1 and 2 as a subprocess's pipes would: Python's prints and warnings, Pythia's
+    and FastJet's C++ output and forked workers' alike. Yields a list that holds (stdout, stderr) afterwards."""
+    output = []
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, warnings.catch_warnings():
+        warnings.resetwarnings()  # a fresh interpreter's filters, and its warnings printed to stderr
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)
+        warnings.showwarning = lambda *warning: print(warnings.formatwarning(*warning[:4]), end="", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            with open(1, "w", buffering=1, closefd=False) as stdout, open(2, "w", buffering=1, closefd=False) as stderr:
+                with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                    yield output
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+        for captured in (out, err):
+            captured.seek(0)
+            output.append(captured.read())

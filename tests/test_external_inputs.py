@@ -1,14 +1,8 @@
 """``tools/generate_events.py --lhe / --hepmc``: real MadGraph, Pythia 6 and EPOS files through the same
 reconstruction as Pythia's built-in processes, and one clear line for each kind of bad input."""
 
-import contextlib
 import gzip
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 import awkward as ak
@@ -19,7 +13,8 @@ import uproot
 from multiscale.check_inputs import check_files, needed_branches
 from multiscale.weaver_io import load_data_config
 from conftest import CKKWL_FILE, Z_THRESHOLDS
-from multiscale.generation import cli, run, slices
+from tests.helpers import generate
+from multiscale.generation import run, slices
 from multiscale.generation.pythia_setup import make_pythia
 from multiscale.generation.sources import inspect_hepmc, inspect_lhe
 
@@ -31,53 +26,6 @@ EPOS = DATA / "eposlhc.hepmc3"
 PYTHIA6 = DATA / "pythia6.hepmc3"
 LOW_THRESHOLDS = ("--fj1-ptmin", "30", "--fj2-ptmin", "20")  # these files are not boosted
 CONFIG = REPO / "data" / "jets_kin.yaml"
-
-
-def generate(*args, check=True):
-    """``tools/generate_events.py ARGS`` run in this process: the script's own ``generate_main``, without the
-    ~3 s of CPU a fresh interpreter spends importing Pythia, FastJet and uproot. Returns what ``subprocess.run``
-    would: the exit status, and stdout and stderr as the script's pipes would carry them."""
-    argv = list(map(str, args))
-    with script_output() as output:
-        try:
-            status = cli.generate_main(argv)
-        except SystemExit as stop:
-            status = stop.code
-        if isinstance(status, str):  # sys.exit("message"): the interpreter prints the line, exit status 1
-            print(status, file=sys.stderr)
-            status = 1
-    result = subprocess.CompletedProcess(argv, status or 0, *output)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"generate_events.py {' '.join(argv)} failed:\n{result.stderr}")
-    return result
-
-
-@contextlib.contextmanager
-def script_output():
-    """Capture file descriptors 1 and 2 as a subprocess's pipes would: Python's prints and warnings, Pythia's
-    and FastJet's C++ output and forked workers' alike. Yields a list that holds (stdout, stderr) afterwards."""
-    output = []
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, warnings.catch_warnings():
-        warnings.resetwarnings()  # a fresh interpreter's filters, and its warnings printed to stderr
-        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
-            warnings.simplefilter("ignore", hidden)
-        warnings.showwarning = lambda *warning: print(warnings.formatwarning(*warning[:4]), end="", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = {fd: os.dup(fd) for fd in (1, 2)}
-        os.dup2(out.fileno(), 1)
-        os.dup2(err.fileno(), 2)
-        try:
-            with open(1, "w", buffering=1, closefd=False) as stdout, open(2, "w", buffering=1, closefd=False) as stderr:
-                with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-                    yield output
-        finally:
-            for fd, copy in saved.items():
-                os.dup2(copy, fd)
-                os.close(copy)
-        for captured in (out, err):
-            captured.seek(0)
-            output.append(captured.read())
 
 
 def sidecar(outdir):

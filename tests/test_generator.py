@@ -24,6 +24,7 @@ from multiscale.generation import btagging, cli, run
 from multiscale.generation.clustering import KtReclustering, _to_awkward, nsubjettiness
 from multiscale.generation.writer import JAGGED_GROUPS
 from multiscale.kinematics import rapidity, wrap_phi
+from tests.helpers import generate
 
 REPO = Path(__file__).resolve().parents[1]
 M_H = 1000.0
@@ -38,11 +39,6 @@ def run_generator(*args, check=True):
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr}")
     return result
-
-
-def generate_in_process(*args):
-    """``tools/generate_events.py`` with ``args`` through its ``generate_main``, in this process."""
-    assert cli.generate_main(list(map(str, args))) == 0
 
 
 def expected_files(process, events, per_file, seed):
@@ -295,10 +291,10 @@ def test_same_seed_gives_identical_branches_whatever_jobs(tmp_path):
     """--jobs does not change the events, and a chunk made alone (--chunks, one workflow job) is the whole run's."""
     common = ("--process", "hh4b", "--events", 20, "--events-per-file", 10, "--seed", 7)
     # in this process (the command line has tests of its own): no interpreter start-up per run
-    generate_in_process(*common, "--jobs", 1, "--outdir", tmp_path / "serial")
-    generate_in_process(*common, "--jobs", 2, "--outdir", tmp_path / "parallel")
-    generate_in_process(*common, "--chunks", 1, "--outdir", tmp_path / "one_chunk")
-    generate_in_process(*common[:-1], 8, "--chunks", 0, "--outdir", tmp_path / "other_seed")  # only its chunk 0 is read
+    generate(*common, "--jobs", 1, "--outdir", tmp_path / "serial")
+    generate(*common, "--jobs", 2, "--outdir", tmp_path / "parallel")
+    generate(*common, "--chunks", 1, "--outdir", tmp_path / "one_chunk")
+    generate(*common[:-1], 8, "--chunks", 0, "--outdir", tmp_path / "other_seed")  # only its chunk 0 is read
     names = [f"hh4b_mH1000_7_{chunk}.root" for chunk in (0, 1)]
     assert sorted(p.name for p in (tmp_path / "one_chunk").iterdir()) == ["hh4b_mH1000_7_1.json", names[1]]  # no manifest
     for name, other_run in [(names[0], "parallel"), (names[1], "parallel"), (names[1], "one_chunk")]:

@@ -21,7 +21,8 @@ from multiscale.generation import cli, merging
 from multiscale.generation.pythia_setup import GenerationError
 from multiscale.generation.sources import (MAX_SKIPPED_FRACTION, HepMCSource, inspect_hepmc, inspect_inputs,
                                            inspect_lhe)
-from test_external_inputs import LOW_THRESHOLDS, PYTHIA6, TEVATRON_TTBAR, generate, halves
+from test_external_inputs import LOW_THRESHOLDS, PYTHIA6, TEVATRON_TTBAR, halves
+from tests.helpers import generate
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "data" / "jets_kin.yaml"

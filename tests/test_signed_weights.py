@@ -20,7 +20,8 @@ from multiscale.evaluation.yields import background_statistics, expected_yields,
 from multiscale.generation import cli
 from multiscale.generation.truth_tagging import unweight, unweighting_reference
 from test_evaluate import HH4B, QCD, write_prediction
-from test_external_inputs import CONFIG, _pythia_to_hepmc, generate, sidecar
+from test_external_inputs import CONFIG, _pythia_to_hepmc, sidecar
+from tests.helpers import generate
 
 
 def fxfx_weights(merged_runs):
