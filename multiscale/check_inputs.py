@@ -136,7 +136,7 @@ def warn_duplicates(identities, warn=_warn_stderr):
     """Warn for every group of files holding the same generated events."""
     groups = {}
     for path, identity in identities.items():
-        if identity is not None:
+        if identity is not None and identity[2] > 0:  # files without events (none in the tag region) share nothing
             groups.setdefault(identity, []).append(path)
     for (process, seeds, n_events, _), paths in groups.items():
         if len(paths) > 1:

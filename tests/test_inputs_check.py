@@ -107,6 +107,16 @@ def test_the_same_generated_events_twice_are_warned(generated_dir, tmp_path):
     assert str(signal[1]) not in warnings[0]
 
 
+def test_files_without_events_are_not_the_same_events(source, tmp_path):
+    """Two samples with no event in the tag region (a tiny study's fold) share no events, though their
+    identities (no process, no seed, no event id) are equal."""
+    empty = []
+    for name in ("qcd_nohf_11_2.root", "qcd_hf_13_2.root"):
+        write_root(tmp_path / name, {key: values[:0] for key, values in read_columns(source).items()})
+        empty.append(tmp_path / name)
+    assert check(*empty) == []
+
+
 @pytest.mark.slow
 def test_filtered_and_vetoed_runs_of_one_seed_are_not_the_same_events(generated_dir, tmp_path):
     """The heavy-flavour filtered and vetoed samples of one seed share process, gen_seed and event ids."""

@@ -20,8 +20,17 @@ Modules, one job each:
 See ``docs/evaluation.md``.
 """
 
-from .cutbased import CutBasedSelection
-from .io import PredictionError, read_prediction, read_predictions
-from .summary import evaluate_models
+import importlib
 
-__all__ = ["CutBasedSelection", "PredictionError", "evaluate_models", "read_prediction", "read_predictions"]
+_EXPORTS = {"CutBasedSelection": "cutbased", "PredictionError": "io", "read_prediction": "io",
+            "read_predictions": "io", "evaluate_models": "summary"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    """The package's names, imported when first asked for: the generator and the truth tagging import
+    ``evaluation.yields`` alone, and each of their processes would otherwise load scipy, scikit-learn and
+    pyhf for nothing (1.2 s a process)."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

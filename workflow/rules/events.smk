@@ -3,6 +3,8 @@
 # the test copies per file, the training copies of all backgrounds in one job (unweighted together: their
 # physical proportions) and of each signal mass in one, and the data directory of every (mass, fold).
 
+import shlex
+
 from multiscale.study.workflow import TRUTH_DIRS, link_split
 
 TRAIN, TEST = TRUTH_DIRS["train"], TRUTH_DIRS["test"]
@@ -13,7 +15,7 @@ rule generate:
         root=f"{DATA}/generated/{{stem}}_{{chunk}}.root",
         sidecar=f"{DATA}/generated/{{stem}}_{{chunk}}.json",
     params:
-        run=lambda wc: " ".join(SAMPLES[wc.stem].generator_arguments(config["preselection"])),
+        run=lambda wc: shlex.join(SAMPLES[wc.stem].generator_arguments(config["preselection"])),  # quoted: a --pythia-setting has spaces
         # a directory of the job's own: the generator's resume logic sees no other chunk
         workdir=lambda wc: f"{DATA}/generated/.job_{wc.stem}_{wc.chunk}",
     log:
