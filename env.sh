@@ -15,10 +15,11 @@ elif [ ! -f "$_MS_STAMP" ]; then
     python3 -m venv "$_MS_VENV" || return 1 2>/dev/null || exit 1
     # torch first, with pip at its pin in pyproject.toml: pip takes a local CPU build where the machine has one
     # (uv looks only at the index) instead of a multi-GB CUDA download; the rest with uv, which fetches and
-    # unpacks in parallel (72-84 s -> 6-10 s on a clean 2-core machine, docs/performance.md)
+    # unpacks in parallel: 66-77 s -> 22-23 s on a clean 2-core machine (docs/performance.md). Compiling the
+    # bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, each process would compile its imports again
     # shellcheck disable=SC2046  # two requirements, one word each
     "$_MS_VENV/bin/python" -m pip install -q $("$_MS_VENV/bin/python" "$_MS_ROOT/tools/pinned.py" torch uv) \
-        && "$_MS_VENV/bin/uv" pip install -q --python "$_MS_VENV/bin/python" -e "$_MS_ROOT[test,cluster]" \
+        && "$_MS_VENV/bin/uv" pip install -q --compile-bytecode --python "$_MS_VENV/bin/python" -e "$_MS_ROOT[test,cluster]" \
         || { echo "[env.sh] installation failed" >&2; return 1 2>/dev/null || exit 1; }
     rm -f "$_MS_VENV"/.installed-* && touch "$_MS_STAMP"
 fi
