@@ -11,7 +11,7 @@ _MS_STAMP="$_MS_VENV/.installed-$(cksum < "$_MS_ROOT/pyproject.toml" | cut -d' '
 if [ -n "$MS_NO_VENV" ]; then
     :
 elif [ ! -f "$_MS_STAMP" ]; then
-    echo "[env.sh] setting up $_MS_VENV (first use: a few minutes)" >&2
+    echo "[env.sh] setting up $_MS_VENV (first use: about a minute)" >&2
     python3 -m venv "$_MS_VENV" || return 1 2>/dev/null || exit 1
     # torch first, with pip at its pin in pyproject.toml: pip takes a local CPU build where the machine has one
     # (uv looks only at the index) instead of a multi-GB CUDA download; the rest with uv, which fetches and
