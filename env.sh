@@ -19,7 +19,9 @@ elif [ ! -f "$_MS_STAMP" ]; then
     # bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, each process would compile its imports again
     # shellcheck disable=SC2046  # two requirements, one word each
     "$_MS_VENV/bin/python" -m pip install -q $("$_MS_VENV/bin/python" "$_MS_ROOT/tools/pinned.py" torch uv) \
-        && "$_MS_VENV/bin/uv" pip install -q --compile-bytecode --python "$_MS_VENV/bin/python" -e "$_MS_ROOT[test,cluster]" \
+        && { "$_MS_VENV/bin/uv" pip install -q --compile-bytecode --python "$_MS_VENV/bin/python" -e "$_MS_ROOT[test,cluster]" \
+             || { echo "[env.sh] uv failed (it reads no pip.conf: a mirror or certificate only pip knows?): pip instead" >&2
+                  "$_MS_VENV/bin/python" -m pip install -q -e "$_MS_ROOT[test,cluster]"; }; } \
         || { echo "[env.sh] installation failed" >&2; return 1 2>/dev/null || exit 1; }
     rm -f "$_MS_VENV"/.installed-* && touch "$_MS_STAMP"
 fi

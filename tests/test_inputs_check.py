@@ -107,6 +107,7 @@ def test_the_same_generated_events_twice_are_warned(generated_dir, tmp_path):
     assert str(signal[1]) not in warnings[0]
 
 
+@pytest.mark.slow
 def test_files_without_events_are_not_the_same_events(source, tmp_path):
     """Two samples with no event in the tag region (a tiny study's fold) share no events, though their
     identities (no process, no seed, no event id) are equal."""

@@ -48,7 +48,7 @@ LUMINOSITY = 3000.0
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
     """{inclusive, inclusive_a, inclusive_b, vetoed, filtered}: truth-tagged (test mode) event files as
-    Predictions, and ``sidecars``: the generator's per-chunk sidecars of the three runs."""
+    Predictions; ``sidecars``: the generator's per-chunk sidecars of the three runs; ``tagged``: their folder."""
     top = tmp_path_factory.mktemp("stitching")
     runs = {  # the veto runs' tries set the normalisation check's error (2.5%), the inclusive sample mu's
         "inclusive": ["--events", "3000", "--events-per-file", "1500", "--seed", "31"],
@@ -66,7 +66,8 @@ def samples(tmp_path_factory):
 
     return {"inclusive": read("qcd_31_*.root"), "inclusive_a": read("qcd_31_0.root"),
             "inclusive_b": read("qcd_31_1.root"), "vetoed": read("qcd_nohf_32_*.root"),
-            "filtered": read("qcd_hf_33_*.root"), "sidecars": [path.with_suffix(".json") for path in files]}
+            "filtered": read("qcd_hf_33_*.root"), "sidecars": [path.with_suffix(".json") for path in files],
+            "tagged": tagged}
 
 
 def stitched(*parts):
@@ -135,11 +136,13 @@ def test_a_ten_percent_error_in_the_filtered_yields(samples):
     assert combined_p(result) < 0.01
 
 
-def test_the_event_files_carry_their_sidecars_cross_section(samples):
-    """What the normalisation check reads (the sidecars) is what the yields use (each event's xsec_fb)."""
+def test_the_yields_use_the_cross_section_the_normalisation_check_reads(samples):
+    """Each truth-tagged file (what the yields read) carries its chunk's sigmaGen (what filter_efficiency reads)."""
     for sidecar in samples["sidecars"]:
-        xsec = uproot.open(sidecar.with_suffix(".root"))["Events"]["xsec_fb"].array(library="np")
-        assert np.all(xsec == json.loads(sidecar.read_text())["xsec_fb"]), sidecar
+        with uproot.open(samples["tagged"] / sidecar.with_suffix(".root").name) as tagged:
+            xsec = tagged["Events"]["xsec_fb"].array(library="np")
+        assert len(xsec) > 0
+        np.testing.assert_allclose(xsec, json.loads(sidecar.read_text())["sigma_gen_fb"], rtol=1e-6, err_msg=str(sidecar))
 
 
 def normalisation_check(samples, factor=1.0):
